@@ -1,0 +1,3 @@
+"""companion: an offline conversational companion."""
+
+__all__: list[str] = []

@@ -1,0 +1,1 @@
+"""Command-line front ends: terminal chat, persona, model and memory commands."""

@@ -1,0 +1,1 @@
+"""The conversation store and the memory of the user."""

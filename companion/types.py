@@ -1,0 +1,98 @@
+"""Frozen value types that cross module boundaries.
+
+Everything here is plain data: no I/O, no heavy imports. Times are UTC-aware
+``datetime`` objects; ids are integers assigned by the store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One chat message as the language model sees it."""
+
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationParams:
+    """Sampling settings for one generation. ``temperature == 0`` means greedy."""
+
+    max_tokens: int = 256
+    temperature: float = 0.7
+    top_p: float = 0.9
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    # Text the assistant's reply is forced to start with (prefill). The backend
+    # does not yield it again; the dialog manager prepends it to the reply.
+    prefill: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One stored utterance of a conversation."""
+
+    id: int
+    user_id: str
+    session_id: int
+    role: Role
+    content: str
+    created_at: datetime
+    interrupted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryItem:
+    """A fact about the user, with the turn it was taken from."""
+
+    id: int
+    user_id: str
+    kind: str  # name, work, person, place, like, dislike, plan, fact
+    text: str
+    source_turn_id: int | None
+    created_at: datetime
+    score: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Mood:
+    """Valence (unpleasant -1 .. pleasant +1) and arousal (calm -1 .. excited +1)."""
+
+    valence: float = 0.0
+    arousal: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Relationship:
+    """How long and how much the companion has talked with this user."""
+
+    turns: int = 0
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    sessions: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PersonaState:
+    """The companion's evolving state towards one user."""
+
+    mood: Mood = field(default_factory=Mood)
+    relationship: Relationship = field(default_factory=Relationship)
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    """A conversation session: a run of turns from one sitting."""
+
+    id: int
+    user_id: str
+    started_at: datetime
+    ended_at: datetime | None = None
