@@ -1,0 +1,102 @@
+"""The ``companion`` command: argument parsing and the error boundary.
+
+Every :class:`~companion.errors.CompanionError` that reaches here is printed as
+one line (``companion: error: ...``) with exit status 2; Ctrl-C exits with 130.
+No traceback is shown for anything the user can cause.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from companion.errors import CompanionError
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--user", help="whose conversation and memory (default: your login name)")
+    p.add_argument("--model", help="model name, local path, .gguf file, hub id, or 'fake'")
+    p.add_argument("--persona", help="persona name or path to a .toml/.json/.png card")
+    p.add_argument("--config", help="config file (default: <data dir>/config.toml)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="companion",
+        description="An offline companion that remembers you. Runs on your machine only.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    chat = sub.add_parser("chat", help="talk in the terminal (the default)")
+    _add_common(chat)
+    chat.add_argument("--temperature", type=float)
+    chat.add_argument("--max-tokens", type=int, dest="max_tokens")
+    chat.add_argument("--seed", type=int)
+    chat.add_argument("--threads", type=int)
+    chat.add_argument("--no-greeting", action="store_true", help="do not open with a greeting")
+
+    persona = sub.add_parser("persona", help="list, show, import or export personas")
+    psub = persona.add_subparsers(dest="persona_command", metavar="ACTION", required=True)
+    psub.add_parser("list", help="bundled and imported personas")
+    show = psub.add_parser("show", help="print a persona")
+    show.add_argument("name", nargs="?")
+    imp = psub.add_parser("import", help="import a Character Card (V1/V2 JSON or PNG)")
+    imp.add_argument("path")
+    imp.add_argument("--name", help="save under this name (default: the card's name)")
+    exp = psub.add_parser("export", help="export a persona as a Character Card V2 JSON")
+    exp.add_argument("name")
+    exp.add_argument("-o", "--output", help="file to write (default: standard output)")
+
+    models = sub.add_parser("models", help="list or fetch the offline models")
+    msub = models.add_subparsers(dest="models_command", metavar="ACTION")
+    msub.add_parser("list", help="the registry, and what is downloaded")
+    fetch = msub.add_parser("fetch", help="download and convert a model now")
+    fetch.add_argument("name")
+
+    memory = sub.add_parser("memory", help="see, search, forget or export what she remembers")
+    msub2 = memory.add_subparsers(dest="memory_command", metavar="ACTION", required=True)
+    ml = msub2.add_parser("list", help="everything remembered about the user")
+    ms = msub2.add_parser("search", help="facts relevant to some words")
+    ms.add_argument("query")
+    mf = msub2.add_parser("forget", help="forget facts by id or by words")
+    mf.add_argument("target")
+    me = msub2.add_parser("export", help="everything stored about the user, as JSON")
+    me.add_argument("-o", "--output", help="file to write (default: standard output)")
+    for p in (ml, ms, mf, me):
+        p.add_argument("--user")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if not args_list or args_list[0].startswith("-") and args_list[0] not in ("-h", "--help"):
+        args_list.insert(0, "chat")
+    args = build_parser().parse_args(args_list)
+    try:
+        if args.command == "chat":
+            from companion.cli.chat import run_chat
+
+            return run_chat(args)
+        if args.command == "persona":
+            from companion.cli.personas import run_persona
+
+            return run_persona(args)
+        if args.command == "models":
+            from companion.cli.models import run_models
+
+            return run_models(args)
+        if args.command == "memory":
+            from companion.cli.memory import run_memory
+
+            return run_memory(args)
+        build_parser().print_help()
+        return 2
+    except CompanionError as exc:
+        print(f"companion: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0

@@ -1,0 +1,46 @@
+"""``companion persona list|show|import|export``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from companion.paths import data_dir
+from companion.persona import (
+    export_card,
+    import_card,
+    list_personas,
+    load_persona,
+    persona_to_toml,
+    save_persona_toml,
+)
+
+
+def run_persona(args: argparse.Namespace) -> int:
+    user_dir = data_dir() / "personas"
+    action = args.persona_command
+    if action == "list":
+        for name in list_personas([user_dir]):
+            print(name)
+    elif action == "show":
+        print(persona_to_toml(load_persona(args.name, user_dirs=[user_dir])), end="")
+    elif action == "import":
+        persona = import_card(Path(args.path))
+        name = args.name or persona.name
+        safe = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in name.lower()).strip("-")
+        target = user_dir / f"{safe or 'persona'}.toml"
+        user_dir.mkdir(parents=True, exist_ok=True)
+        save_persona_toml(persona, target)
+        print(f"Imported {persona.name!r} as {target.stem} ({target}). "
+              f"Use it with: companion chat --persona {target.stem}")
+    elif action == "export":
+        card = json.dumps(export_card(load_persona(args.name, user_dirs=[user_dir])),
+                          indent=2, ensure_ascii=False)
+        if args.output:
+            Path(args.output).write_text(card + "\n", encoding="utf-8")
+            print(f"Wrote {args.output}", file=sys.stderr)
+        else:
+            print(card)
+    return 0

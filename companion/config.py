@@ -1,0 +1,141 @@
+"""Typed settings, loaded once at the edge of the program.
+
+Layers, later wins: the bundled defaults (``config/companion.toml``), the
+user's ``<data dir>/config.toml``, then explicit overrides (command-line
+options, keyword arguments of :meth:`Companion.open`).
+"""
+
+from __future__ import annotations
+
+import getpass
+import re
+import tomllib
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from companion.errors import ConfigError
+from companion.paths import data_dir, package_data
+
+_TOML_LINE = re.compile(r"\(at line (\d+), column (\d+)\)")
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Every setting of the companion, with its type."""
+
+    model: str = "smollm2-135m-instruct"
+    persona: str = "samantha"
+    user: str = ""
+    temperature: float = 0.7
+    top_p: float = 0.9
+    max_tokens: int = 200
+    context_tokens: int = 2048
+    recall_limit: int = 5
+    seed: int | None = None
+    threads: int | None = None
+
+    def with_overrides(self, **overrides: Any) -> Config:
+        """A copy with the given settings changed (``None`` values are ignored)."""
+        given = {k: v for k, v in overrides.items() if v is not None}
+        _check(given, source=None)
+        return replace(self, **given)
+
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "model": (str,),
+    "persona": (str,),
+    "user": (str,),
+    "temperature": (float, int),
+    "top_p": (float, int),
+    "max_tokens": (int,),
+    "context_tokens": (int,),
+    "recall_limit": (int,),
+    "seed": (int,),
+    "threads": (int,),
+}
+_RANGES: dict[str, tuple[float, float]] = {
+    "temperature": (0.0, 5.0),
+    "top_p": (0.0, 1.0),
+    "max_tokens": (1, 32768),
+    "context_tokens": (256, 1_000_000),
+    "recall_limit": (0, 100),
+    "threads": (1, 1024),
+}
+
+
+def read_toml(text: str, path: Path | str) -> dict[str, Any]:
+    """Parse TOML; a syntax error becomes one :class:`ConfigError` line with file and line."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        msg = str(exc)
+        m = _TOML_LINE.search(msg)
+        line = int(m.group(1)) if m else None
+        problem = _TOML_LINE.sub("", msg).strip() or "invalid TOML"
+        raise ConfigError(f"invalid TOML: {problem}", path=path, line=line) from exc
+
+
+def _line_of(text: str, key: str) -> int | None:
+    pattern = re.compile(rf"^[ \t]*{re.escape(key)}[ \t]*=", re.MULTILINE)
+    m = pattern.search(text)
+    return text.count("\n", 0, m.start()) + 1 if m else None
+
+
+def _check(values: dict[str, Any], source: tuple[Path | str, str] | None) -> None:
+    for key, value in values.items():
+        path, text = source if source else (None, "")
+        line = _line_of(text, key) if source else None
+        if key not in _TYPES:
+            known = ", ".join(sorted(_TYPES))
+            raise ConfigError(f"unknown setting {key!r} (known: {known})", path=path, line=line)
+        types = _TYPES[key]
+        if isinstance(value, bool) or not isinstance(value, types):
+            want = " or ".join(t.__name__ for t in types)
+            raise ConfigError(
+                f"{key} must be {want}, not {type(value).__name__}", path=path, line=line
+            )
+        if key in _RANGES:
+            lo, hi = _RANGES[key]
+            if not lo <= value <= hi:
+                raise ConfigError(f"{key} must be between {lo} and {hi}", path=path, line=line)
+
+
+def _from_file(path: Path | str, text: str) -> dict[str, Any]:
+    values = read_toml(text, path)
+    _check(values, (path, text))
+    return {k: float(v) if _TYPES[k][0] is float else v for k, v in values.items()}
+
+
+def default_user() -> str:
+    """The login name, as a user id (``default`` when it cannot be found)."""
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):
+        name = ""
+    name = re.sub(r"[^\w.-]", "", name)[:64]
+    return name or "default"
+
+
+def load_config(path: Path | None = None, *, home: Path | None = None, **overrides: Any) -> Config:
+    """Defaults, then the user's config file, then overrides.
+
+    The user's file is ``path`` (which must exist) or else ``config.toml`` in
+    ``home`` (default: the data directory), if it exists.
+    """
+    bundled = package_data("config", "companion.toml")
+    values = _from_file("config/companion.toml", bundled.read_text(encoding="utf-8"))
+    user_file = path if path is not None else (home or data_dir()) / "config.toml"
+    if user_file.exists():
+        try:
+            text = user_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read: {exc}", path=user_file) from exc
+        values.update(_from_file(user_file, text))
+    elif path is not None:
+        raise ConfigError("no such file", path=path)
+    config = Config(**{f.name: values[f.name] for f in fields(Config) if f.name in values})
+    config = config.with_overrides(**overrides)
+    if not config.user:
+        config = replace(config, user=default_user())
+    return config

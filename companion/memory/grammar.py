@@ -1,0 +1,180 @@
+"""Small English helpers for the rule-based extractor: sentences, clauses, names,
+trimming an object phrase, and turning "I ..." into "User ...".
+"""
+
+from __future__ import annotations
+
+import re
+
+from companion.memory.lexicon import DEMONYMS, NOT_NAMES, VAGUE_OBJECTS, word_set
+
+_ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "st", "jr", "sr", "prof", "mt", "vs", "etc", "e.g",
+                  "i.e", "no"}
+_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|\s*\n\s*")
+
+# Where a sentence splits into clauses: a conjunction or comma before a first-person subject.
+_SUBJECT = r"(?:i|i'm|i’m|i've|i’ve|i'll|i’ll|i'd|i’d|my|also\s+i)\b"
+_CLAUSE_SPLIT = re.compile(
+    rf"\s*[,;:]?\s*\b(?:and|but|so|because|cause|although|though|while|whereas|plus|also|"
+    rf"then|yet)\s+(?={_SUBJECT})|\s*[,:]\s*(?={_SUBJECT})|\s+-+\s+",
+    re.IGNORECASE,
+)
+# "I love jazz and hate mornings": the subject of the second verb is implied.
+_IMPLIED_SUBJECT = re.compile(
+    r"\s+(and|but)\s+(?=(?:love|like|enjoy|adore|hate|dislike|live|work|moved|grew)\b)",
+    re.IGNORECASE,
+)
+
+# Where an object phrase ends: a new clause, a reason, a time, a filler.
+_OBJECT_END = re.compile(
+    r"\s+(?:because|since|cause|'cause|when|whenever|while|but|although|though|which|"
+    r"who|whom|where|so that|so|unless|until|even though|lol|haha+|lmao|omg|tbh|btw|"
+    r"and\s+(?:i|i'm|my|we|you|it|that|they|he|she|then))\b.*$",
+    re.IGNORECASE,
+)
+_PLACE_END = re.compile(
+    r"\s+(?:with|for|since|from|after|before|to\s+be|to\s+live|last|next|this|ago|"
+    r"in\s+\d{4}|(?:\d+|a|an|one|two|three|a\s+few|few)\s+(?:years?|months?|weeks?|days?)"
+    r"|about|around)\b.*$",
+    re.IGNORECASE,
+)
+_FILLER_TAIL = re.compile(
+    r"(?:\s+|,\s*)(?:right now|now|these days|nowadays|at the moment|currently|anymore|"
+    r"any more|too|as well|a lot|a ton|so much|very much|more than anything|honestly|"
+    r"actually|really|though|lol|haha+|tbh|though|to be honest|i guess|i think|ok|okay)$",
+    re.IGNORECASE,
+)
+_PRONOUNS = [
+    (re.compile(r"\bmyself\b", re.IGNORECASE), "themselves"),
+    (re.compile(r"\bmy\b", re.IGNORECASE), "their"),
+    (re.compile(r"\bmine\b", re.IGNORECASE), "theirs"),
+    (re.compile(r"\bme\b", re.IGNORECASE), "them"),
+    (re.compile(r"\bI(?:'m|’m)\b", re.IGNORECASE), "they're"),
+    (re.compile(r"\bI\b"), "they"),
+]
+
+MAX_OBJECT_WORDS = 12
+
+_NOT_NAMES = NOT_NAMES | DEMONYMS
+
+
+def sentences(text: str) -> list[str]:
+    """``text`` split into sentences, keeping their final punctuation."""
+    parts = [p.strip() for p in _SENTENCE_END.split(text) if p and p.strip()]
+    merged: list[str] = []
+    for part in parts:
+        if merged and merged[-1].endswith(".") and (
+            merged[-1].rsplit(None, 1)[-1].rstrip(".").lower() in _ABBREVIATIONS
+        ):
+            merged[-1] = f"{merged[-1]} {part}"
+        else:
+            merged.append(part)
+    return merged
+
+
+def clauses(sentence: str) -> list[str]:
+    """A sentence split before each new first-person subject: "I love jazz and I hate
+    mornings" -> ["I love jazz", "I hate mornings"]."""
+    sentence = _IMPLIED_SUBJECT.sub(r" \1 I ", sentence.strip().rstrip(".!?;"))
+    return [c.strip(" ,;:") for c in _CLAUSE_SPLIT.split(sentence) if c and c.strip(" ,;:")]
+
+
+def is_hypothetical(clause: str, words: frozenset[str]) -> bool:
+    """Whether ``clause`` speaks of a wish or a supposition ("if I lived in Paris")."""
+    return any(w in words for w in re.findall(r"[a-z]+", clause.lower()))
+
+
+def as_name(word: str, *, capitalized: bool) -> str | None:
+    """``word`` as a person's name, or None when it cannot be one.
+
+    ``capitalized`` demands the user wrote it with a capital letter (for bare
+    mentions like "I'm Theo"); otherwise it is capitalized here ("call me theo").
+    """
+    word = word.strip("'’-")
+    if len(word) < 2 or not word[0].isalpha() or word.lower() in _NOT_NAMES:
+        return None
+    if capitalized and not word[0].isupper():
+        return None
+    if word.isupper() and len(word) > 3:  # SHOUTING is not a name
+        return None
+    return word if word[0].isupper() else word[0].upper() + word[1:]
+
+
+def clean_object(phrase: str, *, place: bool = False) -> str | None:
+    """The thing a verb is about, trimmed to a short phrase in the third person,
+    or None when it is empty or vague ("it", "you")."""
+    phrase = _OBJECT_END.sub("", phrase.strip())
+    if place:
+        phrase = _PLACE_END.sub("", phrase)
+    previous = None
+    while previous != phrase:
+        previous = phrase
+        phrase = _FILLER_TAIL.sub("", phrase).strip(" .,;:-–—\"'“”‘’()[]")
+    words = phrase.split()
+    if not words or words[0].lower().strip("'’") in VAGUE_OBJECTS:
+        return None
+    phrase = " ".join(words[:MAX_OBJECT_WORDS])
+    for pattern, replacement in _PRONOUNS:
+        phrase = pattern.sub(replacement, phrase)
+    return phrase
+
+
+# -- third person ---------------------------------------------------------------------
+
+_UNCHANGED = word_set(
+    """will would can could should must might may shall did didn't was wasn't had hadn't
+    can't cannot won't wouldn't couldn't shouldn't used"""
+)
+_IRREGULAR = {"am": "is", "'m": "is", "’m": "is", "have": "has", "do": "does", "go": "goes",
+              "don't": "doesn't", "don’t": "doesn't", "are": "is", "'ve": "has", "’ve": "has",
+              "'ll": "will", "’ll": "will", "'d": "would", "’d": "would", "haven't": "hasn't"}
+_LEADING_ADVERBS = word_set(
+    "really just also still finally actually probably definitely totally usually always "
+    "never often sometimes already even kinda maybe"
+)
+
+
+def conjugate(verb: str) -> str:
+    """The third-person singular of a first-person verb: have -> has, fly -> flies."""
+    low = verb.lower()
+    if low in _IRREGULAR:
+        return _IRREGULAR[low]
+    if low in _UNCHANGED or low.endswith("ed") or not low.isalpha():
+        return verb
+    if low.endswith(("s", "sh", "ch", "x", "z", "o")):
+        return verb + "es"
+    if low.endswith("y") and len(low) > 1 and low[-2] not in "aeiou":
+        return verb[:-1] + "ies"
+    return verb + "s"
+
+
+_FIRST_PERSON = re.compile(r"^(?:i(?P<clitic>'m|’m|'ve|’ve|'ll|’ll|'d|’d)|i)(?:\s+|$)",
+                           re.IGNORECASE)
+
+
+def third_person(clause: str) -> str | None:
+    """"I have an interview" -> "User has an interview"; "my mom is visiting" ->
+    "User's mom is visiting"; None when the clause does not start with I or my."""
+    clause = clause.strip()
+    if re.match(r"^my\s+\S", clause, re.IGNORECASE):
+        return "User's " + _pronouns(clause[2:].strip())
+    m = _FIRST_PERSON.match(clause)
+    if m is None:
+        return None
+    rest = clause[m.end():].split()
+    out = ["User"]
+    if m.group("clitic"):
+        out.append(conjugate(m.group("clitic")))
+    else:
+        while rest and rest[0].lower() in _LEADING_ADVERBS:
+            out.append(rest.pop(0))
+        if not rest:
+            return None
+        out.append(conjugate(rest.pop(0)))
+    return " ".join(out + [_pronouns(" ".join(rest))]).strip()
+
+
+def _pronouns(text: str) -> str:
+    for pattern, replacement in _PRONOUNS:
+        text = pattern.sub(replacement, text)
+    return text

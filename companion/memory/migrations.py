@@ -1,0 +1,205 @@
+"""The store's schema, as an ordered list of migrations (after simonw/llm's migrations.py).
+
+Each migration is a function that runs its statements on the connection; the
+store applies the pending ones at open, each in its own transaction, and records
+its name in ``_migrations``. Never edit or reorder a released migration: add a
+new one at the end. A database that has applied a migration this version does
+not know was written by a newer companion and is refused, untouched.
+
+Schema (after every migration here):
+
+``users(id, created_at)``
+    one row per user id; everything below references it.
+``sessions(id, user_id, started_at, ended_at)``
+    a run of turns from one sitting.
+``turns(id, user_id, session_id, role, content, created_at, interrupted)``
+    every stored utterance; ``interrupted`` marks a reply cut short.
+``persona_states(user_id, persona, state, updated_at)``
+    the persona's evolving state towards a user, as JSON text.
+``facts(id, user_id, kind, text, key, keywords, source_turn_id, first_stated_at,
+stated_at, superseded_at, superseded_by)``
+    what the companion knows about a user; ``key`` is the normalized text (one
+    row per user and key); a superseded fact is kept as history, not recalled.
+``facts_fts(text, keywords)``
+    FTS5 index over ``facts`` (external content, kept in sync by triggers).
+
+Ids are AUTOINCREMENT so an erased user's ids are never handed out again.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from companion.errors import StoreError
+
+Migration = Callable[[sqlite3.Connection], None]
+
+#: Every migration, in the order it is applied.
+MIGRATIONS: list[tuple[str, Migration]] = []
+
+
+def migration(fn: Migration) -> Migration:
+    """Register ``fn`` as the next migration, named after the function."""
+    MIGRATIONS.append((fn.__name__, fn))
+    return fn
+
+
+def _run(conn: sqlite3.Connection, *statements: str) -> None:
+    # Not executescript(): it commits first, and a migration is one transaction.
+    for sql in statements:
+        conn.execute(sql)
+
+
+@migration
+def m001_initial(conn: sqlite3.Connection) -> None:
+    _run(
+        conn,
+        """CREATE TABLE users (
+            id TEXT PRIMARY KEY NOT NULL,
+            created_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE sessions (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            started_at TEXT NOT NULL,
+            ended_at TEXT
+        )""",
+        "CREATE INDEX sessions_by_user ON sessions(user_id, id)",
+        """CREATE TABLE turns (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
+            content TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            interrupted INTEGER NOT NULL DEFAULT 0 CHECK (interrupted IN (0, 1))
+        )""",
+        "CREATE INDEX turns_by_user ON turns(user_id, id)",
+        "CREATE INDEX turns_by_session ON turns(session_id, id)",
+        """CREATE TABLE persona_states (
+            user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            persona TEXT NOT NULL,
+            state TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (user_id, persona)
+        )""",
+    )
+
+
+@migration
+def m002_facts(conn: sqlite3.Connection) -> None:
+    _run(
+        conn,
+        """CREATE TABLE facts (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            kind TEXT NOT NULL,
+            text TEXT NOT NULL,
+            key TEXT NOT NULL,
+            keywords TEXT NOT NULL DEFAULT '',
+            source_turn_id INTEGER REFERENCES turns(id) ON DELETE SET NULL,
+            first_stated_at TEXT NOT NULL,
+            stated_at TEXT NOT NULL,
+            superseded_at TEXT,
+            superseded_by INTEGER REFERENCES facts(id) ON DELETE SET NULL,
+            UNIQUE (user_id, key)
+        )""",
+        "CREATE INDEX facts_by_user ON facts(user_id, superseded_at, stated_at)",
+        "CREATE INDEX facts_by_source ON facts(source_turn_id)",
+        "CREATE INDEX facts_by_superseder ON facts(superseded_by)",
+        """CREATE VIRTUAL TABLE facts_fts USING fts5(
+            text, keywords,
+            content='facts', content_rowid='id',
+            tokenize='porter unicode61 remove_diacritics 2'
+        )""",
+        """CREATE TRIGGER facts_ai AFTER INSERT ON facts BEGIN
+            INSERT INTO facts_fts(rowid, text, keywords)
+            VALUES (new.id, new.text, new.keywords);
+        END""",
+        """CREATE TRIGGER facts_ad AFTER DELETE ON facts BEGIN
+            INSERT INTO facts_fts(facts_fts, rowid, text, keywords)
+            VALUES ('delete', old.id, old.text, old.keywords);
+        END""",
+        """CREATE TRIGGER facts_au AFTER UPDATE OF text, keywords ON facts BEGIN
+            INSERT INTO facts_fts(facts_fts, rowid, text, keywords)
+            VALUES ('delete', old.id, old.text, old.keywords);
+            INSERT INTO facts_fts(rowid, text, keywords)
+            VALUES (new.id, new.text, new.keywords);
+        END""",
+    )
+
+
+def _table_names(conn: sqlite3.Connection) -> set[str]:
+    rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    return {row[0] for row in rows}
+
+
+def applied(conn: sqlite3.Connection) -> list[str]:
+    """Names of the migrations recorded in the database, in the order applied."""
+    if "_migrations" not in _table_names(conn):
+        return []
+    rows = conn.execute("SELECT name FROM _migrations ORDER BY rowid").fetchall()
+    return [row[0] for row in rows]
+
+
+def check(conn: sqlite3.Connection, path: Path) -> list[str]:
+    """Refuse a database this version cannot use; return the pending migration names.
+
+    Reads only: a refused database is left exactly as it was.
+    """
+    tables = _table_names(conn)
+    if "_migrations" not in tables and tables - {"sqlite_sequence"}:
+        raise StoreError(
+            f"{path} is an SQLite database but not a companion store; it was left untouched "
+            "(choose another data directory or move the file aside)"
+        )
+    done = applied(conn)
+    known = {name for name, _ in MIGRATIONS}
+    unknown = [name for name in done if name not in known]
+    if unknown:
+        raise StoreError(
+            f"{path} was written by a newer version of companion (unknown schema "
+            f"migrations: {', '.join(unknown)}); upgrade companion to open it. "
+            "The file was left untouched."
+        )
+    return [name for name, _ in MIGRATIONS if name not in done]
+
+
+def migrate(conn: sqlite3.Connection, path: Path) -> list[str]:
+    """Apply the pending migrations, each in its own transaction; return their names.
+
+    ``conn`` must be in autocommit mode (``isolation_level=None``). Another process
+    may migrate at the same time: each step re-reads what is applied under the
+    write lock, so nothing is applied twice.
+    """
+    ran: list[str] = []
+    for name, fn in MIGRATIONS:
+        if name in applied(conn):
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS _migrations ("
+                "name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+            )
+            if name not in applied(conn):
+                fn(conn)
+                conn.execute(
+                    "INSERT INTO _migrations (name, applied_at) VALUES (?, ?)",
+                    (name, datetime.now(UTC).isoformat(timespec="microseconds")),
+                )
+                ran.append(name)
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    return ran
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    """How many migrations the database has applied."""
+    return len(applied(conn))

@@ -1,0 +1,302 @@
+"""The extraction rules: one function per kind of statement, clause in, facts out.
+
+Each rule reads one clause (see :func:`companion.memory.grammar.clauses`) and
+writes facts from templates ("User lives in {place}."); the user's words only
+ever fill the slots, trimmed by :func:`clean_object`. ``people`` reads a whole
+sentence, since "my sister Maya" may sit inside any clause.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import date
+
+from companion.memory.base import Fact, FactKind
+from companion.memory.dates import find_when
+from companion.memory.grammar import as_name, clean_object, third_person
+from companion.memory.lexicon import (
+    ADVERBS,
+    DEMONYMS,
+    OCCUPATIONS,
+    RELATION_MODIFIERS,
+    RELATION_PLURALS,
+    RELATIONS,
+    word_set,
+)
+
+Rule = Callable[[str, date], list[Fact]]
+
+_I = r"\bi"
+_AM = r"(?:'m|’m|\s+am)"
+_HAVE = r"(?:'ve|’ve|\s+have)"
+_IM = rf"\bi{_AM}"
+_ADV = rf"(?:(?:{'|'.join(sorted(ADVERBS))}|kind\s+of|sort\s+of)\s+)*"
+_REST = r"(?P<obj>[^!?;]+)"
+_NAME = r"(?P<name>[^\W\d_][\w'’-]*)(?:\s+(?P<last>[A-Z][\w'’-]+))?"
+_REL = (rf"(?P<rel>(?:(?:{'|'.join(sorted(RELATION_MODIFIERS))})[\s-]+){{0,2}}"
+        rf"(?:{'|'.join(sorted(RELATIONS, key=len, reverse=True))}))")
+
+
+def _re(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.IGNORECASE)
+
+
+def _full_name(m: re.Match[str], *, capitalized: bool) -> str | None:
+    first = as_name(m.group("name"), capitalized=capitalized)
+    if first is None:
+        return None
+    last = m.groupdict().get("last")
+    last_name = as_name(last, capitalized=True) if last else None
+    return f"{first} {last_name}" if last_name else first
+
+
+# -- people ---------------------------------------------------------------------------
+
+_PEOPLE = [  # (pattern, whether the name must be written capitalized)
+    (_re(rf"\bmy\s+{_REL}(?:'s|’s)\s+name\s+(?:is|was)\s+{_NAME}"), False),
+    (_re(rf"\b(?:my|a|an)\s+{_REL}\s*,?\s+(?:who\s+is\s+|is\s+)?(?:called|named)\s+{_NAME}"),
+     False),
+    (_re(rf"\bmy\s+{_REL}(?:\s*,\s*|\s+)(?:is\s+)?{_NAME}"), True),
+]
+_NAME_IS_MY = _re(rf"\b(?P<name>[^\W\d_][\w'’-]*)(?:'s|’s|\s+is)\s+my\s+{_REL}\b")
+
+
+def people(sentence: str, today: date) -> list[Fact]:
+    """"my sister Maya", "my sister is called Maya", "Maya is my sister", "my wife's name
+    is Anna", "a dog named Rex" -> "User's sister is called Maya."."""
+    found: list[Fact] = []
+    for pattern, capitalized in _PEOPLE:
+        for m in pattern.finditer(sentence):
+            name = _full_name(m, capitalized=capitalized)
+            if name:
+                found.append(_person(m.group("rel"), name))
+    for m in _NAME_IS_MY.finditer(sentence):
+        name = as_name(m.group("name"), capitalized=True)
+        if name:
+            found.append(_person(m.group("rel"), name))
+    return found
+
+
+def _person(relation: str, name: str) -> Fact:
+    rel = re.sub(r"[\s-]+", " ", relation.lower()).replace("ex ", "ex-").replace("step ", "step")
+    return Fact("person", f"User's {rel} is called {name}.")
+
+
+# -- names ----------------------------------------------------------------------------
+
+_MY_NAME = _re(rf"\b(?:my\s+name(?:'s|’s|\s+is)|the\s+name(?:'s|’s|\s+is))\s+{_NAME}")
+_CALL_ME = _re(rf"\b(?:call\s+me|i\s+go\s+by|(?:people|everyone|friends)\s+calls?\s+me)"
+               rf"\s+{_NAME}")
+_CALL_ME_NOT = word_set("later back tomorrow sometime anytime crazy maybe old silly names "
+                         "whatever anything something")
+_IM_NAME = re.compile(
+    r"^(?:(?:hi|hello|hey|hiya|well|so|oh|yes|yeah|ok|okay|and|also|btw)\b[\s,!]*)*"
+    r"(?:i|I)(?:'m|’m|\s+am)\s+(?P<name>[^\W\d_][\w-]*)(?![\w'’-])(?:\s+(?P<last>[A-Z][\w-]+))?"
+)
+
+
+def name(clause: str, today: date) -> list[Fact]:
+    """"my name is Theo", "call me Theo", "I'm Theo" (a capitalized, non-common word)."""
+    for pattern, capitalized in ((_MY_NAME, False), (_CALL_ME, False), (_IM_NAME, True)):
+        m = pattern.search(clause)
+        if m is None:
+            continue
+        if pattern is _CALL_ME and m.group("name").lower() in _CALL_ME_NOT:
+            continue
+        if pattern is _IM_NAME and m.group("name").lower() in DEMONYMS:
+            continue
+        full = _full_name(m, capitalized=capitalized)
+        if full:
+            return [Fact("name", f"User's name is {full}.")]
+    return []
+
+
+# -- plans ----------------------------------------------------------------------------
+
+_MY_X_IS = _re(r"^(?:it'?s|it’s|is)\s+my\s+(?P<x>.+)$|^my\s+(?P<y>.+?)\s+(?:is|'s|’s)$")
+_STATE_ONLY = _re(rf"^{_IM}\s+(?!going\b|off\b|away\b|out\b|back\b|at\b|in\b|on\b|to\b|due\b|"
+                  r"supposed\b|meant\b|about\b|flying\b|leaving\b|\w+ing\b)")
+
+
+def plan(clause: str, today: date) -> list[Fact]:
+    """A first-person clause with a future date: "I have an interview on Tuesday" ->
+    "User has an interview on Tuesday 2026-12-01."."""
+    when = find_when(clause, today)
+    if when is None or not when.future:
+        return []
+    rest = f"{clause[:when.start]} {clause[when.end:]}"
+    rest = re.sub(r"\s+", " ", rest).strip(" ,;:-")
+    rest = re.sub(r"\s+([,;])", r"\1", rest)
+    m = _MY_X_IS.match(rest)
+    if m:
+        return [Fact("plan", f"User's {m.group('x') or m.group('y')} is {when.phrase}.")]
+    if _STATE_ONLY.match(rest):  # "I'm tired today" is a mood, not a plan
+        return []
+    said = third_person(rest)
+    if said is None or len(said.split()) < 3:
+        return []
+    return [Fact("plan", f"{said} {when.phrase}.")]
+
+
+# -- work -----------------------------------------------------------------------------
+
+_WORK_AS = _re(rf"{_I}(?:\s+{_ADV}(?:currently\s+|now\s+|still\s+)?work|{_AM}\s+working|"
+               rf"{_HAVE}\s+(?:been\s+)?work(?:ing|ed))\s+(?P<prep>as|at|for|in)\s+{_REST}")
+_IM_A = _re(rf"{_IM}\s+(?:now\s+|currently\s+|still\s+)?(?P<art>a|an)\s+(?P<job>[\w-]+(?:\s+[\w-]+)"
+            rf"{{0,3}}?)(?:\s+(?P<prep>at|for|in|with)\s+(?P<obj>[^!?;]+))?$")
+_MY_JOB = _re(rf"\bmy\s+(?:job|occupation|profession)(?:'s|’s|\s+is)\s+{_REST}")
+_STUDY = _re(rf"(?:{_IM}\s+(?P<ing>studying|majoring\s+in)|{_I}\s+(?P<s>study))\s+{_REST}")
+_STATUS = _re(rf"{_IM}\s+(?P<status>retired|unemployed|self-employed|between\s+jobs|"
+              r"a\s+stay-at-home\s+(?:mom|dad|parent))\b")
+
+
+def work(clause: str, today: date) -> list[Fact]:
+    """"I work as a nurse", "I work at Google", "I'm a teacher", "my job is ..."."""
+    if m := _WORK_AS.search(clause):
+        obj = clean_object(m.group("obj"))
+        prep = m.group("prep").lower()
+        if obj:
+            return [Fact("work", f"User works {prep} {obj}.")]
+    if m := _IM_A.search(clause):
+        job = m.group("job").lower()
+        if job.split()[-1] in OCCUPATIONS:
+            where = clean_object(m.group("obj")) if m.group("obj") else None
+            tail = f" {m.group('prep').lower()} {where}" if where else ""
+            return [Fact("work", f"User is {m.group('art').lower()} {job}{tail}.")]
+    if m := _MY_JOB.search(clause):
+        obj = clean_object(m.group("obj"))
+        if obj:
+            return [Fact("work", f"User's job is {obj}.")]
+    if m := _STUDY.search(clause):
+        obj = clean_object(m.group("obj"))
+        verb = "studies" if m.group("s") else "is " + " ".join(m.group("ing").lower().split())
+        if obj:
+            return [Fact("work", f"User {verb} {obj}.")]
+    if m := _STATUS.search(clause):
+        return [Fact("work", f"User is {' '.join(m.group('status').lower().split())}.")]
+    return []
+
+
+# -- places ---------------------------------------------------------------------------
+
+_PLACES = [
+    (_re(rf"{_I}(?:\s+{_ADV}(?:currently\s+|now\s+|still\s+)?live|{_AM}\s+(?:now\s+)?living|"
+         rf"{_HAVE}\s+(?:been\s+living|lived))\s+in\s+{_REST}"),
+     "User lives in {}."),
+    (_re(rf"{_I}(?:{_HAVE})?\s+(?:just\s+|recently\s+|finally\s+)?"
+         rf"(?:moved|relocated)\s+(?:to|into)\s+(?P<obj>[^!?;]+?)"
+         rf"(?:\s+from\s+(?P<origin>[^!?;]+))?$"),
+     "User moved to {}."),
+    (_re(rf"(?:{_IM}\s+(?:originally\s+)?from|{_I}\s+(?:originally\s+)?come\s+from)\s+{_REST}"),
+     "User is from {}."),
+    (_re(rf"{_I}\s+grew\s+up\s+(?P<prep>in|on|near|around)\s+{_REST}"), "User grew up {}."),
+    (_re(rf"{_I}\s+was\s+born\s+(?P<prep>in|on)\s+{_REST}"), "User was born {}."),
+]
+
+
+def place(clause: str, today: date) -> list[Fact]:
+    """"I live in Boston", "I moved to Boston from LA", "I'm from LA", "I grew up in ..."."""
+    for pattern, template in _PLACES:
+        m = pattern.search(clause)
+        if m is None:
+            continue
+        where = clean_object(m.group("obj"), place=True)
+        if not where:
+            continue
+        if "prep" in m.groupdict():
+            where = f"{m.group('prep').lower()} {where}"
+        origin = m.groupdict().get("origin")
+        origin_place = clean_object(origin, place=True) if origin else None
+        if origin_place:
+            where = f"{where} from {origin_place}"
+        return [Fact("place", template.format(where))]
+    return []
+
+
+# -- likes and dislikes ---------------------------------------------------------------
+
+_DISLIKES = [
+    (_re(rf"{_I}\s+{_ADV}(?P<verb>hate|dislike|detest|loathe|despise)\s+{_REST}"), "{verb}s"),
+    (_re(rf"{_I}\s+{_ADV}(?:can't|can’t|cannot|can\s+not)\s+stand\s+{_REST}"), "can't stand"),
+    (_re(rf"{_I}\s+{_ADV}(?:don't|don’t|do\s+not)\s+(?:really\s+|much\s+)?"
+         rf"(?P<verb>like|enjoy|love)\s+{_REST}"), "doesn't {verb}"),
+    (_re(rf"{_IM}\s+not\s+(?:really\s+|much\s+of\s+)?(?P<what>a\s+(?:big\s+|huge\s+)?fan\s+of|"
+         rf"into)\s+{_REST}"), "is not {what}"),
+]
+_LIKES = [
+    (_re(rf"{_I}\s+(?P<adv>{_ADV})(?P<verb>love|like|enjoy|adore)\s+{_REST}"), "{adv}{verb}s"),
+    (_re(rf"{_IM}\s+(?:really\s+|so\s+|very\s+|totally\s+)?(?P<what>into|obsessed\s+with|"
+         rf"passionate\s+about|crazy\s+about|a\s+(?:big\s+|huge\s+|great\s+)?fan\s+of)\s+{_REST}"),
+     "is {what}"),
+]
+_FAVORITE = _re(r"\bmy\s+(?:all[- ]time\s+)?(?P<fav>favou?rite)\s+(?P<x>[\w-]+(?:\s+[\w-]+)?)\s+"
+                r"(?P<be>is|are|was|has\s+to\s+be|would\s+be)\s+(?P<obj>[^!?;]+)")
+
+
+def _liking(clause: str, rules: list[tuple[re.Pattern[str], str]], kind: FactKind) -> list[Fact]:
+    for pattern, verb in rules:
+        m = pattern.search(clause)
+        if m is None:
+            continue
+        obj = clean_object(m.group("obj"))
+        if obj:
+            words = {k: " ".join(v.lower().split()) for k, v in m.groupdict().items() if v}
+            adverbs = [w for w in words.get("adv", "").split() if w != "do"]  # "I do like"
+            words["adv"] = "".join(f"{w} " for w in adverbs)
+            filled = verb.format_map({"verb": "", "what": "", **words})
+            return [Fact(kind, f"User {filled} {obj}.")]
+    return []
+
+
+def dislike(clause: str, today: date) -> list[Fact]:
+    """"I hate X", "I can't stand X", "I don't like X", "I'm not a fan of X"."""
+    return _liking(clause, _DISLIKES, "dislike")
+
+
+def like(clause: str, today: date) -> list[Fact]:
+    """"I love X", "I'm into X", "I'm a big fan of X", "my favorite X is Y"."""
+    if m := _FAVORITE.search(clause):
+        obj = clean_object(m.group("obj"))
+        if obj:
+            be = " ".join(m.group("be").lower().split())
+            return [Fact("like", f"User's {m.group('fav').lower()} {m.group('x').lower()} "
+                                 f"{be} {obj}.")]
+    return _liking(clause, _LIKES, "like")
+
+
+# -- other facts about the user -------------------------------------------------------
+
+_FACTS = [
+    (_re(rf"{_IM}\s+(?P<x>{'|'.join(sorted(DEMONYMS))})\b"), "User is {x}."),
+    (_re(rf"{_IM}\s+(?P<x>\d{{1,3}})(?:\s+years?\s+old|\s*$)"), "User is {x} years old."),
+    (_re(rf"{_IM}\s+(?P<x>allergic\s+to\s+[^!?;]+)"), "User is {x}."),
+    (_re(rf"{_IM}\s+(?:(?:a|an)\s+)?(?P<x>vegetarian|vegan|pescatarian|married|single|"
+         r"divorced|engaged|widowed|pregnant)\b"), "User is {x}."),
+    (_re(rf"{_IM}\s+(?P<x>an?\s+(?:morning|night|people|cat|dog|introverted|extroverted)"
+         r"\s+person|an?\s+(?:introvert|extrovert|ambivert|night\s+owl|early\s+bird))\b"),
+     "User is {x}."),
+    (_re(rf"{_I}\s+(?:have|'ve\s+got|’ve\s+got|have\s+got)\s+(?P<x>(?:a|an|one|two|three|"
+         rf"four|five|six|\d{{1,2}})\s+(?:{'|'.join(sorted(RELATIONS | RELATION_PLURALS))}))\b"),
+     "User has {x}."),
+]
+
+
+def other(clause: str, today: date) -> list[Fact]:
+    """"I'm Canadian", "I'm 34", "I'm allergic to peanuts", "I have two kids"."""
+    for pattern, template in _FACTS:
+        m = pattern.search(clause)
+        if m is None:
+            continue
+        x = clean_object(m.group("x")) if "allergic" in m.group("x").lower() else m.group("x")
+        if x:
+            x = " ".join(x.split())
+            x = x.capitalize() if x.lower() in DEMONYMS else x.lower()
+            if template == "User is {x} years old." and not 5 <= int(x) <= 120:
+                continue
+            return [Fact("fact", template.format(x=x))]
+    return []
+
+
+#: The clause rules, in order; the first that finds something wins.
+CLAUSE_RULES: tuple[Rule, ...] = (plan, name, work, place, dislike, like, other)

@@ -1,0 +1,56 @@
+"""The prompt text of ``config/prompts.toml``, loaded as data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from companion.config import read_toml
+from companion.errors import ConfigError
+from companion.paths import package_data
+from companion.persona import fill
+from companion.prompt import PromptTemplates
+
+
+@dataclass(frozen=True, slots=True)
+class Prompts:
+    """Raw templates (with ``{{char}}``/``{{user}}`` still in them)."""
+
+    context_header: str
+    memories: str
+    clock: str
+    truncation_marker: str
+    truncation_note: str
+    greeting_returning: str
+    greeting_prefill: str
+
+    def templates(self, *, char: str, user: str) -> PromptTemplates:
+        """The templates for :func:`~companion.prompt.build_prompt`, names filled in."""
+        return PromptTemplates(
+            context_header=fill(self.context_header, char=char, user=user),
+            memories=fill(self.memories, char=char, user=user),
+            clock=self.clock,
+            truncation_marker=self.truncation_marker,
+            truncation_note=self.truncation_note,
+        )
+
+
+def _get(data: dict[str, Any], section: str, key: str, source: str) -> str:
+    value = data.get(section, {}).get(key)
+    if not isinstance(value, str):
+        raise ConfigError(f"missing text [{section}].{key}", path=source)
+    return value
+
+
+def load_prompts() -> Prompts:
+    source = "config/prompts.toml"
+    data = read_toml(package_data("config", "prompts.toml").read_text(encoding="utf-8"), source)
+    return Prompts(
+        context_header=_get(data, "context", "header", source),
+        memories=_get(data, "context", "memories", source),
+        clock=_get(data, "context", "clock", source),
+        truncation_marker=_get(data, "truncation", "marker", source),
+        truncation_note=_get(data, "truncation", "note", source),
+        greeting_returning=_get(data, "greeting", "returning", source),
+        greeting_prefill=_get(data, "greeting", "returning_prefill", source),
+    )

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Set up companion on this machine: a virtual environment in .venv with the
+# Python packages (torch pinned to the CPU build), ready to run `companion`.
+#
+#   ./setup.sh          what the chat needs
+#   ./setup.sh --dev    and the test tools (pytest, hypothesis, ruff, mypy)
+#
+# Safe to run again: it only installs what changed. Model weights are fetched
+# by the first `companion chat` (with progress), not here.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+extras="llm"
+for arg in "$@"; do
+  case "$arg" in
+    --dev) extras="llm,dev" ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown option $arg (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+say() { printf '[setup] %s\n' "$*" >&2; }
+
+python=${PYTHON:-python3}
+if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  say "companion needs Python 3.11 or newer (found: $("$python" --version 2>&1 || echo none))."
+  say "Set PYTHON=/path/to/python3.11 and run again."
+  exit 1
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  say "creating the virtual environment in .venv"
+  "$python" -m venv .venv
+fi
+
+# Skip the pip work when nothing it depends on changed since the last run.
+stamp=".venv/.setup-$(cat pyproject.toml setup.sh | sha256sum | cut -c1-16)-${extras/,/-}"
+if [ -f "$stamp" ]; then
+  say "up to date"
+  exit 0
+fi
+
+# torch first, pinned: `torch==2.13.0` is the CPU build on this project's
+# machines, and an existing 2.13.0 build (a CUDA one, say) satisfies the pin.
+# An open range would pull gigabytes of CUDA packages instead.
+say "installing torch 2.13.0 (CPU build unless a GPU build is already installed)"
+.venv/bin/python -m pip install --disable-pip-version-check "torch==2.13.0"
+say "installing companion and its dependencies ($extras)"
+.venv/bin/python -m pip install --disable-pip-version-check -e ".[$extras]"
+rm -f .venv/.setup-*
+touch "$stamp"
+say "done. Start chatting with: .venv/bin/companion chat"
