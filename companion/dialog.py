@@ -169,8 +169,9 @@ class Companion:
         self._settle_last_reply()
         now = self._clock()
         recalled = self.memory.recall(self.user, text, limit=self.config.recall_limit)
+        last_talked = self._state.relationship.last_seen
         state = update_state(self._state, self.persona, text, now)
-        prompt = self._prompt(state, now, user=text, memories=recalled)
+        prompt = self._prompt(state, now, user=text, memories=recalled, last_talked=last_talked)
         with self.store.transaction():
             turn = self.store.add_turn(self.user, self._session.id, "user", text, now)
             self.memory.remember(turn)
@@ -192,7 +193,10 @@ class Companion:
             last_time=when
         )
         prefill = fill(self.prompts.greeting_prefill, **self._names())
-        prompt = self._prompt(self._state, now, user="", instruction=instruction)
+        prompt = self._prompt(
+            self._state, now, user="", instruction=instruction,
+            last_talked=self._state.relationship.last_seen,
+        )
         return self._reply(prompt, prefill=prefill)
 
     def new_session(self) -> Reply[Turn | None]:
@@ -264,6 +268,7 @@ class Companion:
         user: str,
         memories: list[MemoryItem] | None = None,
         instruction: str = "",
+        last_talked: datetime | None = None,
     ) -> Prompt:
         names = self._names()
         window = self.store.recent_turns(self.user, HISTORY_WINDOW)
@@ -275,7 +280,9 @@ class Companion:
                 history=[Message(t.role, t.content) for t in window],
                 history_ordinal=ordinal,
                 memories=[m.text for m in memories or ()],
-                state=render_state(state, self.persona, now=now, user_name=names["user"]),
+                state=render_state(
+                    state, self.persona, now=now, user_name=names["user"], last_talked=last_talked
+                ),
                 clock=local_clock(now),
                 post_history=fill(self.persona.post_history_instructions, **names),
                 instruction=instruction,

@@ -215,3 +215,14 @@ def test_corrupt_database_is_reported_and_left_untouched(companion_home: Path) -
         open_test_companion(companion_home)
     assert str(db) in str(err.value)
     assert db.read_bytes() == garbage
+
+
+def test_prompt_says_how_long_since_the_last_talk(companion_home: Path) -> None:
+    clock = FakeClock()
+    llm = FakeLLM()
+    with open_test_companion(companion_home, llm=llm, user="theo", clock=clock) as c:
+        c.say("hello").text()
+    clock.advance(days=3)
+    with open_test_companion(companion_home, llm=llm, user="theo", clock=clock) as c:
+        c.say("I'm back").text()
+    assert "you last talked 3 days ago" in llm.calls[-1][-2].content

@@ -13,6 +13,7 @@ from companion.persona import (
     import_card,
     list_personas,
     load_persona,
+    persona_slug,
     persona_to_toml,
     save_persona_toml,
 )
@@ -29,8 +30,7 @@ def run_persona(args: argparse.Namespace) -> int:
     elif action == "import":
         persona = import_card(Path(args.path))
         name = args.name or persona.name
-        safe = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in name.lower()).strip("-")
-        target = user_dir / f"{safe or 'persona'}.toml"
+        target = user_dir / f"{persona_slug(name)}.toml"
         user_dir.mkdir(parents=True, exist_ok=True)
         save_persona_toml(persona, target)
         print(f"Imported {persona.name!r} as {target.stem} ({target}). "

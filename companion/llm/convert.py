@@ -104,7 +104,9 @@ def detach_gguf_quantizer(model: Any) -> None:
         quantizer.remove_quantization_config(model)
     for module in model.modules():
         config = getattr(module, "config", None)
-        if config is not None and getattr(config, "_is_quantized", False):
+        if config is None:
+            continue
+        if getattr(config, "_is_quantized", False):
             config._is_quantized = False
         if getattr(config, "quantization_config", None) is not None:
             del config.quantization_config

