@@ -40,7 +40,7 @@ from companion.prompts import Prompts, load_prompts
 from companion.reply import Finished, Reply
 from companion.text import clean_message
 from companion.timefmt import ago, local_clock
-from companion.types import GenerationParams, Message, MemoryItem, PersonaState, SessionInfo, Turn
+from companion.types import GenerationParams, MemoryItem, Message, PersonaState, SessionInfo, Turn
 
 Clock = Callable[[], datetime]
 

@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 
-def run(home: Path, *args: str, stdin: str = "", timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run(
+    home: Path, *args: str, stdin: str = "", timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, COMPANION_HOME=str(home))
     return subprocess.run(
         [sys.executable, "-m", "companion", *args],

@@ -45,9 +45,8 @@ def test_prompt_uses_the_models_messages_in_order(companion_home: Path) -> None:
 
 def test_empty_message_makes_no_model_call_and_stores_nothing(companion_home: Path) -> None:
     llm = FakeLLM()
-    with open_test_companion(companion_home, llm=llm) as c:
-        with pytest.raises(InputError):
-            c.say("   \n\x1b[2J ")
+    with open_test_companion(companion_home, llm=llm) as c, pytest.raises(InputError):
+        c.say("   \n\x1b[2J ")
     assert llm.calls == []
     assert rows(companion_home, "select count(*) from turns") == [(0,)]
 

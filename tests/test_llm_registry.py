@@ -110,7 +110,9 @@ def registry() -> Registry:
     return load_registry()
 
 
-def test_resolution_order(tmp_path: Path, registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_resolution_order(
+    tmp_path: Path, registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     # A local folder named like a registry model: the registry wins, ./ forces the folder.
     shadow = tmp_path / "smollm2-135m-instruct"
@@ -177,8 +179,12 @@ def _wheel(folder: Path, package: str, version: str, member: str, data: bytes) -
     info = f"{dist}-{version}.dist-info"
     with zipfile.ZipFile(path, "w") as whl:
         whl.writestr(member, data)
-        whl.writestr(f"{info}/METADATA", f"Metadata-Version: 2.1\nName: {package}\nVersion: {version}\n")
-        whl.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        whl.writestr(
+            f"{info}/METADATA", f"Metadata-Version: 2.1\nName: {package}\nVersion: {version}\n"
+        )
+        whl.writestr(
+            f"{info}/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        )
         whl.writestr(f"{info}/RECORD", "")
     return path
 
@@ -406,7 +412,9 @@ def test_tiny_stop_sequence_and_max_tokens(tiny_llm) -> None:  # type: ignore[no
     assert tiny_llm.last_stats.generated_tokens == 24
     assert tiny_llm.last_stats.stop_reason == "length"
     stop = full[6:9]
-    cut = "".join(tiny_llm.stream(CHAT, GenerationParams(max_tokens=24, temperature=0, stop=(stop,))))
+    cut = "".join(
+        tiny_llm.stream(CHAT, GenerationParams(max_tokens=24, temperature=0, stop=(stop,)))
+    )
     assert cut == full[: full.find(stop)]
     assert tiny_llm.last_stats.stop_reason == "stop"
 

@@ -7,7 +7,7 @@ import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -216,9 +216,7 @@ def test_turns_round_trip(store: Store) -> None:
 
 
 def test_times_are_stored_as_utc_text(store: Store) -> None:
-    plus_two = datetime(2026, 11, 29, 20, 0, tzinfo=UTC).astimezone(
-        __import__("datetime").timezone(timedelta(hours=2))
-    )
+    plus_two = datetime(2026, 11, 29, 22, 0, tzinfo=timezone(timedelta(hours=2)))
     session = store.start_session("theo", plus_two)
     raw = store.conn.execute("SELECT started_at FROM sessions").fetchone()[0]
     assert raw == "2026-11-29T20:00:00.000000+00:00"

@@ -80,7 +80,8 @@ def run_command(ctx: CommandContext, line: str) -> str | None:
             ctx.show(c.new_session())
         elif name == "/export":
             stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-            path = Path(arg).expanduser() if arg else ctx.home / "exports" / f"{c.user}-{stamp}.json"
+            default = ctx.home / "exports" / f"{c.user}-{stamp}.json"
+            path = Path(arg).expanduser() if arg else default
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(c.export(), indent=2, ensure_ascii=False), encoding="utf-8")
             print(f"(exported to {path})", file=ctx.out)

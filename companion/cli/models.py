@@ -22,5 +22,5 @@ def run_models(args: argparse.Namespace) -> int:
         mark = "*" if info.default else " "
         state = "ready" if info.cached else f"not downloaded ({info.size / 1e6:,.0f} MB)"
         print(f"{mark} {info.name:<30} {state}\n    {info.description}")
-    print("(* the default; any Hugging Face id, local folder or .gguf path also works with --model)")
+    print("(* the default. --model also takes a Hugging Face id, a local folder or a .gguf file)")
     return 0

@@ -33,8 +33,10 @@ def convert_gguf(
 
     ``sha256`` (of the GGUF, when known) is recorded in the marker file.
     """
+    from companion.llm.transformers_backend import import_torch
+
     try:
-        import torch
+        torch = import_torch()
         import transformers
         from transformers import AutoModelForCausalLM, AutoTokenizer
     except ImportError as exc:

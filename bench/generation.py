@@ -1,0 +1,361 @@
+"""Generation benchmark: load time, time-to-first-token, decode speed, turn-20 latency.
+
+    python bench/generation.py                       # the default model
+    python bench/generation.py --model qwen2.5-coder-0.5b-instruct --samples
+    python bench/generation.py --json out.json
+
+What it measures, greedy, on the model's converted copy (fetched first if needed):
+
+- ``import companion`` time (target < 0.3 s) and that it does not import torch;
+- load time in a fresh process (cold: imports + first load) and a second load (warm);
+- TTFT and decode tokens/s through the project's backend and through plain
+  ``model.generate()`` on the same weights and prompt, and their ratio
+  (target: the backend within 5% of ``generate``);
+- TTFT at turn 20 of a conversation (19 exchanges generated first) with prefix
+  KV reuse (target < 300 ms) and without it;
+- with ``--samples``, replies to a few companion-style prompts.
+
+Numbers on a shared machine are noisy: each timing is the median of ``--repeat``
+runs, and the load average at the start is printed so a busy machine shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from companion.llm.loader import load_llm
+from companion.llm.transformers_backend import TransformersLLM
+from companion.types import GenerationParams, Message
+
+PERSONA = (
+    "You are Samantha, a warm, curious and playful companion. You talk like a close "
+    "friend: short, natural replies, one question at a time. You remember what the "
+    "user tells you."
+)
+STORY = [
+    Message("system", PERSONA),
+    Message("user", "Tell me a long story about a lighthouse keeper and her cat."),
+]
+USER_TURNS = [
+    "Hi, I'm Theo. I just moved to Boston for a new job as a nurse.",
+    "The night shifts are hard, but I like my patients.",
+    "My sister Amy lives in Chicago. I miss her.",
+    "I have a dog called Biscuit. He hates the snow.",
+    "Do you like music? I've been listening to a lot of jazz.",
+    "I'm thinking of learning the piano.",
+    "Work was rough today. We lost a patient.",
+    "Thanks. Talking helps.",
+    "What would you do on a free Sunday in Boston?",
+    "I tried a new coffee place near the harbour.",
+    "My mom keeps calling to ask if I'm eating well.",
+    "I am, mostly. Lots of noodles.",
+    "Biscuit chewed my favourite shoes.",
+    "I might adopt a second dog. Bad idea?",
+    "My colleague Priya invited me to a party on Friday.",
+    "I'm nervous, I don't know many people here.",
+    "Maybe I'll bring a cake. Any ideas?",
+    "Lemon cake it is.",
+    "It's late. I should sleep soon.",
+    "What do you remember about me?",
+]
+SAMPLES = [
+    [Message("system", PERSONA), Message("user", USER_TURNS[0])],
+    [
+        Message("system", PERSONA),
+        Message("user", USER_TURNS[0]),
+        Message("assistant", "Welcome to Boston, Theo! How are you settling in?"),
+        Message("user", "Pretty well. My dog Biscuit loves the parks here."),
+        Message("assistant", "Biscuit sounds like a happy pup. What kind of dog is he?"),
+        Message("user", "What do you remember about me?"),
+    ],
+    [Message("system", PERSONA), Message("user", "I had a rough day at work. We lost a patient.")],
+]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--new-tokens", type=int, default=128)
+    parser.add_argument("--turns", type=int, default=20)
+    parser.add_argument("--reply-tokens", type=int, default=48, help="per simulated reply")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--samples", action="store_true", help="print companion-style replies")
+    parser.add_argument("--skip-turns", action="store_true", help="skip the turn-20 test")
+    parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--child-load", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child_load:
+        return _child_load(args.model, args.threads)
+
+    import torch
+    import transformers
+
+    results: dict[str, Any] = {"model": args.model, "threads": args.threads}
+    results["machine"] = {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "load_average": os.getloadavg()[0],
+    }
+    _print_machine(results["machine"], args.threads)
+
+    results["import_companion_s"] = _import_time()
+    print(f"import companion        {results['import_companion_s'] * 1000:7.0f} ms (target < 300)")
+
+    # Fetch/convert first if needed, so the subprocess measures a plain load.
+    llm = load_llm(args.model, threads=args.threads)
+    assert isinstance(llm, TransformersLLM), "benchmark a transformers model, not the fake"
+    child = _run_child(args.model, args.threads)
+    results["load"] = child
+    print(
+        f"load, fresh process     {child['load_s']:7.2f} s  (+ {child['import_s']:.2f} s importing "
+        f"torch/transformers); second load {child['load2_s']:.2f} s; RSS {child['rss_mb']:.0f} MB"
+    )
+
+    results["speed"] = _compare_with_generate(llm, args.new_tokens, args.repeat)
+    _print_speed(results["speed"])
+
+    if not args.skip_turns:
+        results["turns"] = _turn_latency(llm, args.turns, args.reply_tokens, args.repeat)
+        t = results["turns"]
+        print(
+            f"turn {args.turns} TTFT, prefix reuse {t['ttft_reuse_s'] * 1000:7.0f} ms "
+            f"(target < 300; {t['reused_tokens']}/{t['prompt_tokens']} prompt tokens reused)"
+        )
+        print(f"turn {args.turns} TTFT, no reuse    {t['ttft_cold_s'] * 1000:7.0f} ms")
+
+    if args.samples:
+        results["samples"] = _samples(llm)
+    results["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as out:
+            json.dump(results, out, indent=2)
+    return 0
+
+
+# -- measurements ----------------------------------------------------------------
+
+
+def _import_time() -> float:
+    code = "import time; t = time.perf_counter(); import companion, sys; " + (
+        "print(time.perf_counter() - t, 'torch' in sys.modules)"
+    )
+    times = []
+    for _ in range(5):
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.split()
+        if out[1] == "True":
+            print("WARNING: import companion imported torch")
+        times.append(float(out[0]))
+    return statistics.median(times)
+
+
+def _run_child(model: str, threads: int) -> dict[str, float]:
+    cmd = [sys.executable, __file__, "--child-load", "--model", model, "--threads", str(threads)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def _child_load(model: str, threads: int) -> int:
+    started = time.perf_counter()
+    import torch  # noqa: F401
+    import transformers  # noqa: F401
+
+    imported = time.perf_counter()
+    load_llm(model, threads=threads)
+    loaded = time.perf_counter()
+    load_llm(model, threads=threads)
+    again = time.perf_counter()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        json.dumps(
+            {
+                "import_s": imported - started,
+                "load_s": loaded - imported,
+                "load2_s": again - loaded,
+                "rss_mb": rss,
+            }
+        )
+    )
+    return 0
+
+
+def _timed_stream(
+    llm: TransformersLLM, messages: list[Message], params: GenerationParams
+) -> dict[str, float]:
+    start = time.perf_counter()
+    first = last = None
+    for _ in llm.stream(messages, params):
+        last = time.perf_counter()
+        first = first or last
+    stats = llm.last_stats
+    assert stats is not None and first is not None and last is not None
+    n = stats.generated_tokens
+    return {
+        "ttft_s": first - start,
+        "tokens": n,
+        "tok_s": (n - 1) / (last - first) if n > 1 else 0.0,
+    }
+
+
+def _timed_generate(
+    llm: TransformersLLM, messages: list[Message], new_tokens: int
+) -> dict[str, float]:
+    import torch
+    from transformers.generation.streamers import BaseStreamer
+
+    ids = llm.prompt_ids(messages)
+    stamps: list[float] = []
+
+    class Clock(BaseStreamer):
+        def put(self, value: Any) -> None:
+            stamps.append(time.perf_counter())
+
+        def end(self) -> None:
+            pass
+
+    input_ids = torch.tensor([ids])
+    with torch.inference_mode():
+        start = time.perf_counter()
+        out = llm.model.generate(
+            input_ids,
+            attention_mask=torch.ones_like(input_ids),
+            max_new_tokens=new_tokens,
+            do_sample=False,
+            streamer=Clock(),
+            pad_token_id=llm.tokenizer.eos_token_id,
+        )
+    n = out.shape[1] - len(ids)
+    # put() is called once with the prompt, then once per new token.
+    first, last = stamps[1], stamps[-1]
+    return {
+        "ttft_s": first - start,
+        "tokens": n,
+        "tok_s": (n - 1) / (last - first) if n > 1 else 0.0,
+    }
+
+
+def _compare_with_generate(llm: TransformersLLM, new_tokens: int, repeat: int) -> dict[str, Any]:
+    params = GenerationParams(max_tokens=new_tokens, temperature=0.0)
+    llm.reuse_prefix = False  # both sides prefill the whole prompt
+    _timed_stream(llm, STORY, GenerationParams(max_tokens=8, temperature=0.0))  # warm-up
+    ours, theirs = [], []
+    for _ in range(repeat):
+        ours.append(_timed_stream(llm, STORY, params))
+        theirs.append(_timed_generate(llm, STORY, new_tokens))
+    llm.reuse_prefix = True
+
+    def median(rows: list[dict[str, float]], key: str) -> float:
+        return statistics.median(r[key] for r in rows)
+
+    keys = ("ttft_s", "tok_s", "tokens")
+    backend = {k: median(ours, k) for k in keys}
+    generate = {k: median(theirs, k) for k in keys}
+    return {
+        "prompt_tokens": len(llm.prompt_ids(STORY)),
+        "backend": backend,
+        "generate": generate,
+        "decode_ratio": backend["tok_s"] / generate["tok_s"],
+    }
+
+
+def _turn_latency(
+    llm: TransformersLLM, turns: int, reply_tokens: int, repeat: int
+) -> dict[str, Any]:
+    """Play ``turns - 1`` exchanges, then time the first token of the last turn."""
+    reply_params = GenerationParams(max_tokens=reply_tokens, temperature=0.0)
+    history = [Message("system", PERSONA)]
+    llm.reset()
+    for text in USER_TURNS[: turns - 1]:
+        history.append(Message("user", text))
+        history.append(Message("assistant", "".join(llm.stream(history, reply_params)).strip()))
+    last = [*history, Message("user", USER_TURNS[turns - 1])]
+    first_token = GenerationParams(max_tokens=1, temperature=0.0)
+
+    def ttft(reuse: bool) -> tuple[float, int]:
+        times = []
+        for _ in range(repeat):
+            if reuse:  # the state after turn 19: its prompt and greedy reply in the cache
+                llm.reset()
+                "".join(llm.stream(history[:-1], reply_params))
+            llm.reuse_prefix = reuse
+            start = time.perf_counter()
+            "".join(llm.stream(last, first_token))
+            times.append(time.perf_counter() - start)
+        llm.reuse_prefix = True
+        stats = llm.last_stats
+        assert stats is not None
+        return statistics.median(times), stats.reused_tokens
+
+    with_reuse, reused = ttft(True)
+    without, _ = ttft(False)
+    return {
+        "prompt_tokens": len(llm.prompt_ids(last)),
+        "reused_tokens": reused,
+        "ttft_reuse_s": with_reuse,
+        "ttft_cold_s": without,
+    }
+
+
+def _samples(llm: TransformersLLM) -> list[dict[str, Any]]:
+    params = GenerationParams(max_tokens=96, temperature=0.0)
+    rows = []
+    for messages in SAMPLES:
+        llm.reset()
+        row = _timed_stream(llm, messages, params)
+        reply = "".join(llm.stream(messages, params))
+        print(f"\n> {messages[-1].content}\n{reply.strip()}")
+        rows.append({"prompt": messages[-1].content, "reply": reply, **row})
+    return rows
+
+
+# -- printing --------------------------------------------------------------------
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _print_machine(machine: dict[str, Any], threads: int) -> None:
+    print(
+        f"machine: {machine['cpu']}, {machine['cores']} cores ({threads} threads used), "
+        f"Python {machine['python']}, torch {machine['torch']}, "
+        f"transformers {machine['transformers']}, load average {machine['load_average']:.2f}"
+    )
+
+
+def _print_speed(speed: dict[str, Any]) -> None:
+    row: Callable[[str, dict[str, float]], str] = lambda label, r: (  # noqa: E731
+        f"{label:<24}TTFT {r['ttft_s'] * 1000:6.0f} ms   decode {r['tok_s']:6.1f} tok/s "
+        f"({r['tokens']:.0f} tokens)"
+    )
+    print(f"prompt: {speed['prompt_tokens']} tokens, greedy")
+    print(row("backend (stream)", speed["backend"]))
+    print(row("model.generate()", speed["generate"]))
+    print(f"decode speed, backend / generate: {speed['decode_ratio']:.3f} (target >= 0.95)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
