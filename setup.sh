@@ -10,10 +10,10 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-extras="llm"
+extras="llm,serve"
 for arg in "$@"; do
   case "$arg" in
-    --dev) extras="llm,dev" ;;
+    --dev) extras="llm,serve,dev" ;;
     -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option $arg (try --help)" >&2; exit 2 ;;
   esac

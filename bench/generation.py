@@ -197,12 +197,14 @@ def _child_load(model: str, threads: int) -> int:
 
 def _timed_stream(
     llm: TransformersLLM, messages: list[Message], params: GenerationParams
-) -> dict[str, float]:
+) -> dict[str, Any]:
     start = time.perf_counter()
     first = last = None
-    for _ in llm.stream(messages, params):
+    chunks = []
+    for chunk in llm.stream(messages, params):
         last = time.perf_counter()
         first = first or last
+        chunks.append(chunk)
     stats = llm.last_stats
     assert stats is not None and first is not None and last is not None
     n = stats.generated_tokens
@@ -210,6 +212,7 @@ def _timed_stream(
         "ttft_s": first - start,
         "tokens": n,
         "tok_s": (n - 1) / (last - first) if n > 1 else 0.0,
+        "text": "".join(chunks),
     }
 
 
@@ -318,9 +321,11 @@ def _samples(llm: TransformersLLM) -> list[dict[str, Any]]:
     for messages in SAMPLES:
         llm.reset()
         row = _timed_stream(llm, messages, params)
-        reply = "".join(llm.stream(messages, params))
-        print(f"\n> {messages[-1].content}\n{reply.strip()}")
-        rows.append({"prompt": messages[-1].content, "reply": reply, **row})
+        print(
+            f"\n> {messages[-1].content}\n{row['text'].strip()}\n"
+            f"  [TTFT {row['ttft_s'] * 1000:.0f} ms, {row['tok_s']:.1f} tok/s]"
+        )
+        rows.append({"prompt": messages[-1].content, **row})
     return rows
 
 

@@ -97,7 +97,8 @@ def _check(values: dict[str, Any], source: tuple[Path | str, str] | None) -> Non
             )
         if key in _RANGES:
             lo, hi = _RANGES[key]
-            if not lo <= float(value) <= hi:
+            number = float(values[key])
+            if not lo <= number <= hi:
                 raise ConfigError(f"{key} must be between {lo} and {hi}", path=path, line=line)
 
 

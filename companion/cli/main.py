@@ -11,12 +11,16 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from companion.cli.serve import add_serve_parser
 from companion.errors import CompanionError
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--user", help="whose conversation and memory (default: your login name)")
-    p.add_argument("--model", help="model name, local path, .gguf file, hub id, or 'fake'")
+    p.add_argument(
+        "--model",
+        help="model name, local path, .gguf file, hub id, 'fake', or openai:URL#MODEL (remote)",
+    )
     p.add_argument("--persona", help="persona name or path to a .toml/.json/.png card")
     p.add_argument("--config", help="config file (default: <data dir>/config.toml)")
 
@@ -65,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     me.add_argument("-o", "--output", help="file to write (default: standard output)")
     for p in (ml, ms, mf, me):
         p.add_argument("--user")
+
+    add_serve_parser(sub, _add_common)
     return parser
 
 
@@ -90,6 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from companion.cli.memory import run_memory
 
             return run_memory(args)
+        if args.command == "serve":
+            from companion.cli.serve import run_serve
+
+            return run_serve(args)
         build_parser().print_help()
         return 2
     except CompanionError as exc:

@@ -2,6 +2,8 @@
 
 A spec is tried as, in order:
 
+0. ``openai:<url>#<model>``: a remote OpenAI-compatible server (vLLM, llama.cpp,
+   Ollama, ``companion serve``), see :mod:`companion.llm.openai_backend`;
 1. ``fake``: the scripted :class:`~companion.llm.fake.FakeLLM`;
 2. a registry name (``companion models``): fetched and converted on first use,
    then loaded from the converted copy;
@@ -122,6 +124,12 @@ def load_llm(
     loading); when it is ``None``, fetching still reports on standard error.
     ``cache`` overrides :func:`companion.paths.models_dir`.
     """
+    if spec.strip().startswith("openai:"):
+        from companion.llm.openai_backend import open_openai_llm
+
+        if progress is not None:
+            progress(f"connecting to {spec.strip()}")
+        return open_openai_llm(spec.strip())
     registry = load_registry()
     source = resolve(spec, registry=registry)
     if source.kind == "fake":

@@ -104,8 +104,9 @@ class TransformersLLM:
 
         ``device`` defaults to CUDA when torch has it (in bfloat16), else the CPU
         (in float32, the fastest CPU dtype without native bfloat16 support).
-        Raises :class:`ModelError`; an unknown hub id or missing folder raises the
-        underlying ``OSError`` wrapped, so callers can try the next place.
+        Raises :class:`ModelError` when torch or transformers is missing or the
+        model has no chat template, and transformers' own ``OSError`` when the files
+        cannot be found, so that a caller can try the next place.
         """
         try:
             torch = import_torch()

