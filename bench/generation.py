@@ -92,6 +92,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--samples", action="store_true", help="print companion-style replies")
     parser.add_argument("--skip-turns", action="store_true", help="skip the turn-20 test")
+    parser.add_argument("--skip-speed", action="store_true", help="skip load and speed tests")
+    parser.add_argument(
+        "--note",
+        action="store_true",
+        help="turn-20 test with a per-turn private system note before each user message",
+    )
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--child-load", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -118,24 +124,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Fetch/convert first if needed, so the subprocess measures a plain load.
     llm = load_llm(args.model, threads=args.threads)
     assert isinstance(llm, TransformersLLM), "benchmark a transformers model, not the fake"
-    child = _run_child(args.model, args.threads)
-    results["load"] = child
-    print(
-        f"load, fresh process     {child['load_s']:7.2f} s  (+ {child['import_s']:.2f} s importing "
-        f"torch/transformers); second load {child['load2_s']:.2f} s; RSS {child['rss_mb']:.0f} MB"
-    )
-
-    results["speed"] = _compare_with_generate(llm, args.new_tokens, args.repeat)
-    _print_speed(results["speed"])
+    if not args.skip_speed:
+        child = _run_child(args.model, args.threads)
+        results["load"] = child
+        print(
+            f"load, fresh process     {child['load_s']:7.2f} s  (+ {child['import_s']:.2f} s "
+            f"importing torch/transformers); second load {child['load2_s']:.2f} s; "
+            f"RSS {child['rss_mb']:.0f} MB"
+        )
+        results["speed"] = _compare_with_generate(llm, args.new_tokens, args.repeat)
+        _print_speed(results["speed"])
 
     if not args.skip_turns:
-        results["turns"] = _turn_latency(llm, args.turns, args.reply_tokens, args.repeat)
+        results["turns"] = _turn_latency(
+            llm, args.turns, args.reply_tokens, args.repeat, note=args.note
+        )
         t = results["turns"]
         print(
-            f"turn {args.turns} TTFT, prefix reuse {t['ttft_reuse_s'] * 1000:7.0f} ms "
-            f"(target < 300; {t['reused_tokens']}/{t['prompt_tokens']} prompt tokens reused)"
+            f"turn {args.turns} TTFT ({t['layout']} layout), prefix reuse "
+            f"{t['ttft_reuse_s'] * 1000:7.0f} ms (target < 300; "
+            f"{t['reused_tokens']}/{t['prompt_tokens']} prompt tokens reused)"
         )
-        print(f"turn {args.turns} TTFT, no reuse    {t['ttft_cold_s'] * 1000:7.0f} ms")
+        print(f"turn {args.turns} TTFT, no reuse {t['ttft_cold_s'] * 1000:7.0f} ms")
 
     if args.samples:
         results["samples"] = _samples(llm)
@@ -278,24 +288,38 @@ def _compare_with_generate(llm: TransformersLLM, new_tokens: int, repeat: int) -
 
 
 def _turn_latency(
-    llm: TransformersLLM, turns: int, reply_tokens: int, repeat: int
+    llm: TransformersLLM, turns: int, reply_tokens: int, repeat: int, *, note: bool = False
 ) -> dict[str, Any]:
-    """Play ``turns - 1`` exchanges, then time the first token of the last turn."""
+    """Play ``turns - 1`` exchanges, then time the first token of the last turn.
+
+    With ``note``, each prompt carries a private system note just before the new
+    user message (as ``companion.prompt`` lays prompts out); the note changes
+    every turn and is not kept in the history.
+    """
     reply_params = GenerationParams(max_tokens=reply_tokens, temperature=0.0)
     history = [Message("system", PERSONA)]
+
+    def prompt(turn: int) -> list[Message]:
+        extra = [Message("system", _note(turn))] if note else []
+        return [*history, *extra, Message("user", USER_TURNS[turn])]
+
     llm.reset()
-    for text in USER_TURNS[: turns - 1]:
-        history.append(Message("user", text))
-        history.append(Message("assistant", "".join(llm.stream(history, reply_params)).strip()))
-    last = [*history, Message("user", USER_TURNS[turns - 1])]
+    for turn in range(turns - 1):
+        reply = "".join(llm.stream(prompt(turn), reply_params)).strip()
+        history.extend([Message("user", USER_TURNS[turn]), Message("assistant", reply)])
+    last = prompt(turns - 1)
+    previous = history[:-2]
     first_token = GenerationParams(max_tokens=1, temperature=0.0)
 
     def ttft(reuse: bool) -> tuple[float, int]:
+        nonlocal history
         times = []
         for _ in range(repeat):
-            if reuse:  # the state after turn 19: its prompt and greedy reply in the cache
+            if reuse:  # the state after the previous turn: its prompt and reply in the cache
                 llm.reset()
-                "".join(llm.stream(history[:-1], reply_params))
+                full, history = history, previous
+                "".join(llm.stream(prompt(turns - 2), reply_params))
+                history = full
             llm.reuse_prefix = reuse
             start = time.perf_counter()
             "".join(llm.stream(last, first_token))
@@ -308,11 +332,21 @@ def _turn_latency(
     with_reuse, reused = ttft(True)
     without, _ = ttft(False)
     return {
+        "layout": "note" if note else "plain",
         "prompt_tokens": len(llm.prompt_ids(last)),
         "reused_tokens": reused,
         "ttft_reuse_s": with_reuse,
         "ttft_cold_s": without,
     }
+
+
+def _note(turn: int) -> str:
+    """A private note like companion.prompt's: clock and recalled facts, new every turn."""
+    facts = "\n".join(f"- {t}" for t in USER_TURNS[max(0, turn - 5) : turn]) or "- nothing yet"
+    return (
+        f"(Private notes for the assistant.) It is 21:{turn:02d} on Friday.\n"
+        f"Things you remember about the user that may matter now:\n{facts}"
+    )
 
 
 def _samples(llm: TransformersLLM) -> list[dict[str, Any]]:

@@ -56,6 +56,22 @@ class CachedEmbedder:
         self.db = sqlite3.connect(path)
         self.db.execute("CREATE TABLE IF NOT EXISTS v (k TEXT PRIMARY KEY, b BLOB)")
         self.computed = 0
+        self.memo: dict[str, bytes] = {}
+
+    def prefetch(self, texts: list[str]) -> None:
+        """Read the cached vectors of ``texts`` into memory in one go (a run's next batch)."""
+        self.memo.clear()
+        keys = [self._key(t) for t in texts]
+        for i in range(0, len(keys), 500):
+            chunk = keys[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            self.memo.update(self.db.execute(f"SELECT k, b FROM v WHERE k IN ({marks})", chunk))
+        missing = list(dict.fromkeys(t for t, k in zip(texts, keys, strict=True)
+                                     if k not in self.memo))
+        if missing:  # one batch is much faster than one text at a time
+            self.embed(missing)
+            self.memo.update((self._key(t), v.astype("<f4").tobytes())
+                             for t, v in zip(missing, self.embed(missing), strict=True))
 
     def _key(self, text: str) -> str:
         return hashlib.sha1(f"{self.name}\0{text}".encode()).hexdigest()
@@ -64,9 +80,10 @@ class CachedEmbedder:
         import numpy as np
 
         keys = [self._key(t) for t in texts]
-        found: dict[str, bytes] = {}
-        for i in range(0, len(keys), 500):
-            chunk = keys[i : i + 500]
+        found: dict[str, bytes] = {k: self.memo[k] for k in keys if k in self.memo}
+        todo = [k for k in keys if k not in found]
+        for i in range(0, len(todo), 500):
+            chunk = todo[i : i + 500]
             marks = ",".join("?" * len(chunk))
             found.update(self.db.execute(f"SELECT k, b FROM v WHERE k IN ({marks})", chunk))
         missing = list(dict.fromkeys(t for t, k in zip(texts, keys, strict=True) if k not in found))
@@ -82,6 +99,19 @@ class CachedEmbedder:
         for i, k in enumerate(keys):
             out[i] = np.frombuffer(found[k], dtype="<f4")
         return out
+
+
+def query_embedding_note(embedder: CachedEmbedder, questions: list[str]) -> str:
+    """The real model's time per query vector, which the cache hid from the latencies."""
+    embedder.inner.embed(questions[:1])
+    times = []
+    for q in questions:
+        t = time.perf_counter()
+        embedder.inner.embed([q])
+        times.append((time.perf_counter() - t) * 1000)
+    return (f"query vectors came from the cache; computing one with {embedder.name} takes "
+            f"p50 {percentile(times, 50):.1f} ms, p95 {percentile(times, 95):.1f} ms here "
+            f"(n={len(times)}): add it to the recall latency")
 
 
 def load(path: str) -> Any:

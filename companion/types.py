@@ -50,15 +50,25 @@ class Turn:
 
 @dataclass(frozen=True, slots=True)
 class MemoryItem:
-    """A fact about the user, with the turn it was taken from."""
+    """Something remembered about the user: a fact, a past turn or a session summary.
+
+    ``kind`` is a fact kind (name, work, person, place, like, dislike, plan,
+    fact), ``"episode"`` (a stored turn; ``id`` is the turn id) or ``"summary"``
+    (a finished session condensed; ``id`` is the summary id). ``turn_ids`` are
+    the turns it came from.
+    """
 
     id: int
     user_id: str
-    kind: str  # name, work, person, place, like, dislike, plan, fact
+    kind: str
     text: str
     source_turn_id: int | None
     created_at: datetime
     score: float = 0.0
+    pinned: bool = False
+    importance: float = 0.5
+    turn_ids: tuple[int, ...] = ()
+    session_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,14 +29,14 @@ from companion.types import GenerationParams, Message
 # -- registry ---------------------------------------------------------------
 
 
-def test_bundled_registry_lists_the_three_models_with_the_default_first() -> None:
+def test_bundled_registry_lists_the_three_models_and_the_default() -> None:
     registry = load_registry()
     assert registry.names() == [
         "smollm2-135m-instruct",
         "qwen2.5-coder-0.5b-instruct",
         "qwen2.5-coder-1.5b-instruct",
     ]
-    assert registry.default == "smollm2-135m-instruct"
+    assert registry.default == "qwen2.5-coder-0.5b-instruct"
     parts = {e.name: len(e.parts) for e in registry.models}
     assert parts == {
         "smollm2-135m-instruct": 1,
@@ -158,6 +158,20 @@ def test_load_llm_fake_and_unknown() -> None:
         load_llm("no-such-model")
 
 
+def test_hub_id_offline_says_what_was_tried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("transformers")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelNotFoundError) as info:
+        load_llm("example-org/no-such-model")
+    assert info.value.tried[-2:] == [
+        "Hugging Face cache: not there",
+        "Hugging Face hub: HF_HUB_OFFLINE is set",
+    ]
+
+
 def test_list_models_reports_what_is_cached(tmp_path: Path) -> None:
     (tmp_path / "qwen2.5-coder-0.5b-instruct").mkdir()
     (tmp_path / "qwen2.5-coder-0.5b-instruct" / MARKER).write_text("{}")
@@ -165,7 +179,8 @@ def test_list_models_reports_what_is_cached(tmp_path: Path) -> None:
     infos = {m.name: m for m in list_models(cache=tmp_path)}
     assert infos["qwen2.5-coder-0.5b-instruct"].cached
     assert not infos["smollm2-135m-instruct"].cached
-    assert infos["smollm2-135m-instruct"].default
+    assert infos["qwen2.5-coder-0.5b-instruct"].default
+    assert not infos["smollm2-135m-instruct"].default
     assert infos["qwen2.5-coder-1.5b-instruct"].size == 1117320768
 
 
@@ -433,3 +448,22 @@ def test_tiny_cancel_then_reuse_and_no_reentry(tiny_llm) -> None:  # type: ignor
 def test_tiny_sampling_is_reproducible_with_a_seed(tiny_llm) -> None:  # type: ignore[no-untyped-def]
     params = GenerationParams(max_tokens=16, temperature=1.0, top_p=0.9, seed=7)
     assert "".join(tiny_llm.stream(CHAT, params)) == "".join(tiny_llm.stream(CHAT, params))
+
+
+def test_fold_system_messages_for_templates_without_a_system_role() -> None:
+    from companion.llm.transformers_backend import fold_system_messages
+
+    turns = [
+        {"role": "system", "content": "S"},
+        {"role": "user", "content": "u1"},
+        {"role": "assistant", "content": "a1"},
+        {"role": "system", "content": "note"},
+        {"role": "user", "content": "u2"},
+    ]
+    assert fold_system_messages(turns) == [
+        {"role": "user", "content": "S\n\nu1"},
+        {"role": "assistant", "content": "a1"},
+        {"role": "user", "content": "note\n\nu2"},
+    ]
+    greeting = [{"role": "system", "content": "S"}, {"role": "system", "content": "greet"}]
+    assert fold_system_messages(greeting) == [{"role": "user", "content": "S\n\ngreet"}]

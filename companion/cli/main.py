@@ -58,16 +58,28 @@ def build_parser() -> argparse.ArgumentParser:
     fetch = msub.add_parser("fetch", help="download and convert a model now")
     fetch.add_argument("name")
 
-    memory = sub.add_parser("memory", help="see, search, forget or export what she remembers")
+    memory = sub.add_parser("memory", help="see, search, correct, pin, forget, export or import "
+                                           "what she remembers")
     msub2 = memory.add_subparsers(dest="memory_command", metavar="ACTION", required=True)
-    ml = msub2.add_parser("list", help="everything remembered about the user")
-    ms = msub2.add_parser("search", help="facts relevant to some words")
+    ml = msub2.add_parser("list", help="facts and session summaries remembered about the user")
+    ms = msub2.add_parser("search", help="memories relevant to some words (hybrid recall)")
     ms.add_argument("query")
-    mf = msub2.add_parser("forget", help="forget facts by id or by words")
+    ms.add_argument("--limit", type=int, default=20)
+    msh = msub2.add_parser("show", help="one memory with the messages it came from")
+    msh.add_argument("id", help="a fact id (12), a summary (s3) or a message (t40)")
+    med = msub2.add_parser("edit", help="correct a fact")
+    med.add_argument("id")
+    med.add_argument("text")
+    mp = msub2.add_parser("pin", help="pin a fact or summary so it is recalled first")
+    mp.add_argument("id")
+    mp.add_argument("--off", action="store_true", help="unpin")
+    mf = msub2.add_parser("forget", help="forget by id or by words (with what came from it)")
     mf.add_argument("target")
     me = msub2.add_parser("export", help="everything stored about the user, as JSON")
     me.add_argument("-o", "--output", help="file to write (default: standard output)")
-    for p in (ml, ms, mf, me):
+    mi = msub2.add_parser("import", help="restore an export file (all of it or nothing)")
+    mi.add_argument("file")
+    for p in (ml, ms, msh, med, mp, mf, me, mi):
         p.add_argument("--user")
 
     add_serve_parser(sub, _add_common)

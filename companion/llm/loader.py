@@ -19,11 +19,14 @@ Prefix a local path with ``./`` to skip the registry. Nothing matching raises
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from companion.errors import ModelError, ModelNotFoundError
 from companion.llm.base import LLM
@@ -161,10 +164,13 @@ def load_llm(
     # A hub id: the local Hugging Face cache first, the hub only if that fails.
     tried = [f"registry: no model named {spec!r}", f"path {spec}: does not exist"]
     try:
-        say(f"loading {spec} from the Hugging Face cache")
         return TransformersLLM.from_pretrained(spec, name=spec, threads=threads)
-    except OSError as exc:
-        tried.append(f"Hugging Face cache: {_first_line(exc)}")
+    except OSError:
+        tried.append("Hugging Face cache: not there")
+    unreachable = _hub_unreachable()
+    if unreachable:
+        tried.append(f"Hugging Face hub: {unreachable}")
+        raise ModelNotFoundError(spec, tried=tried, available=registry.names())
     try:
         say(f"downloading {spec} from the Hugging Face hub")
         return TransformersLLM.from_pretrained(
@@ -173,6 +179,21 @@ def load_llm(
     except OSError as exc:
         tried.append(f"Hugging Face hub: {_first_line(exc)}")
     raise ModelNotFoundError(spec, tried=tried, available=registry.names())
+
+
+def _hub_unreachable(timeout: float = 3.0) -> str | None:
+    """Why the hub cannot be reached, or None if it can (saves its client's retries)."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}:
+        return "HF_HUB_OFFLINE is set"
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return None  # a direct connection test says nothing about the proxy
+    url = urlsplit(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    host, port = url.hostname or "huggingface.co", url.port or 443
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        return f"{host} is unreachable ({exc})"
+    return None
 
 
 def _load_folder(folder: Path, name: str, threads: int | None) -> LLM:

@@ -171,15 +171,15 @@ class TransformersLLM:
                 turns, tokenize=False, add_generation_prompt=True
             )
         except TemplateError as exc:
-            # Some templates refuse a system role: fold it into the first user turn.
-            if not turns or turns[0]["role"] != "system" or len(turns) < 2:
-                raise ModelError(f"{self.name}'s chat template failed: {exc}") from exc
-            system, first, *rest = turns
-            content = f"{system['content']}\n\n{first['content']}"
-            merged = {"role": first["role"], "content": content}
-            text = self.tokenizer.apply_chat_template(
-                [merged, *rest], tokenize=False, add_generation_prompt=True
-            )
+            # Some templates refuse system messages (or any after the first):
+            # fold each into the user message that follows it.
+            folded = fold_system_messages(turns)
+            try:
+                text = self.tokenizer.apply_chat_template(
+                    folded, tokenize=False, add_generation_prompt=True
+                )
+            except TemplateError as exc2:
+                raise ModelError(f"{self.name}'s chat template failed: {exc2}") from exc
         return str(text) + prefill
 
     def prompt_ids(self, messages: Sequence[Message], *, prefill: str = "") -> list[int]:
@@ -322,6 +322,25 @@ class TransformersLLM:
     def _release(self) -> None:
         self._owner = None
         self._lock.release()
+
+
+def fold_system_messages(turns: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The same conversation with no system role: each system message is put in
+    front of the next user message (or becomes a user message of its own when
+    none follows), for chat templates that only take user and assistant turns."""
+    out: list[dict[str, str]] = []
+    pending: list[str] = []
+    for turn in turns:
+        if turn["role"] == "system":
+            pending.append(turn["content"])
+            continue
+        if turn["role"] == "user" and pending:
+            turn = {"role": "user", "content": "\n\n".join([*pending, turn["content"]])}
+            pending = []
+        out.append(turn)
+    if pending:
+        out.append({"role": "user", "content": "\n\n".join(pending)})
+    return out
 
 
 def import_torch() -> Any:

@@ -67,3 +67,13 @@ class Memory(Protocol):
         """Remove one fact by id, or every fact matching all the words; returns
         what was removed."""
         ...
+
+
+@runtime_checkable
+class Consolidating(Protocol):
+    """A memory that condenses finished sessions between sessions (not during a reply)."""
+
+    def consolidate(self, user_id: str, *, keep_session: int | None = None) -> list[MemoryItem]:
+        """Summarize the user's finished sessions (all but ``keep_session``); returns the
+        new summaries."""
+        ...

@@ -40,6 +40,27 @@ def export_user(conn: sqlite3.Connection, user_id: str) -> dict[str, Any]:
             (user_id,),
         ).fetchall()
     }
+    facts = _dicts(
+        conn,
+        """SELECT id, kind, text, source_turn_id, first_stated_at, stated_at,
+                  superseded_at, superseded_by, pinned, importance,
+                  (SELECT json_group_array(turn_id) FROM fact_turns WHERE fact_id = facts.id)
+                  AS turn_ids
+           FROM facts WHERE user_id = ? ORDER BY id""",
+        user_id,
+    )
+    for fact in facts:
+        fact["pinned"] = bool(fact["pinned"])
+        fact["turn_ids"] = json.loads(fact["turn_ids"])
+    summaries = _dicts(
+        conn,
+        "SELECT id, session_id, text, turn_ids, created_at, pinned FROM summaries "
+        "WHERE user_id = ? ORDER BY id",
+        user_id,
+    )
+    for summary in summaries:
+        summary["turn_ids"] = json.loads(summary["turn_ids"])
+        summary["pinned"] = bool(summary["pinned"])
     return {
         "format": EXPORT_FORMAT,
         "schema_version": len(names),
@@ -51,13 +72,8 @@ def export_user(conn: sqlite3.Connection, user_id: str) -> dict[str, Any]:
             user_id,
         ),
         "turns": turns,
-        "facts": _dicts(
-            conn,
-            """SELECT id, kind, text, source_turn_id, first_stated_at, stated_at,
-                      superseded_at, superseded_by
-               FROM facts WHERE user_id = ? ORDER BY id""",
-            user_id,
-        ),
+        "facts": facts,
+        "summaries": summaries,
         "states": states,
     }
 
@@ -80,11 +96,11 @@ def erase_user(conn: sqlite3.Connection, user_id: str) -> dict[str, int]:
         "sessions": delete("sessions"),
     }
     conn.execute("DELETE FROM users WHERE id = ?", (user_id,))
-    if counts["facts"]:
-        optimize_index(conn)
+    optimize_index(conn)
     return counts
 
 
 def optimize_index(conn: sqlite3.Connection) -> None:
-    """Merge the full-text index, physically dropping the entries of deleted facts."""
-    conn.execute("INSERT INTO facts_fts (facts_fts) VALUES ('optimize')")
+    """Merge the full-text indexes, physically dropping the entries of deleted rows."""
+    for table in ("facts_fts", "turns_fts", "summaries_fts"):
+        conn.execute(f"INSERT INTO {table} ({table}) VALUES ('optimize')")

@@ -22,6 +22,14 @@ stated_at, superseded_at, superseded_by)``
     row per user and key); a superseded fact is kept as history, not recalled.
 ``facts_fts(text, keywords)``
     FTS5 index over ``facts`` (external content, kept in sync by triggers).
+``facts.pinned``, ``facts.importance``; ``fact_turns(fact_id, turn_id)``
+    pins, importance (0..1) and every turn a fact was taken from (m003).
+``turns_fts(content)``
+    FTS5 index over every turn: the episodic memory (m003).
+``summaries(id, user_id, session_id, text, turn_ids, created_at, pinned)``, ``summaries_fts``
+    one condensed text per finished session, with the ids of its turns (m003).
+``embeddings(kind, item_id, user_id, model, vector)``
+    a float32 sentence vector per turn, fact or summary; deleted with its item (m003).
 
 Ids are AUTOINCREMENT so an erased user's ids are never handed out again.
 """
@@ -128,6 +136,80 @@ def m002_facts(conn: sqlite3.Connection) -> None:
             VALUES ('delete', old.id, old.text, old.keywords);
             INSERT INTO facts_fts(rowid, text, keywords)
             VALUES (new.id, new.text, new.keywords);
+        END""",
+    )
+
+
+@migration
+def m003_long_term(conn: sqlite3.Connection) -> None:
+    fts = "tokenize='porter unicode61 remove_diacritics 2'"
+    _run(
+        conn,
+        "ALTER TABLE facts ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE facts ADD COLUMN importance REAL NOT NULL DEFAULT 0.5",
+        """CREATE TABLE fact_turns (
+            fact_id INTEGER NOT NULL REFERENCES facts(id) ON DELETE CASCADE,
+            turn_id INTEGER NOT NULL REFERENCES turns(id) ON DELETE CASCADE,
+            PRIMARY KEY (fact_id, turn_id)
+        )""",
+        "CREATE INDEX fact_turns_by_turn ON fact_turns(turn_id)",
+        """INSERT INTO fact_turns (fact_id, turn_id)
+           SELECT id, source_turn_id FROM facts WHERE source_turn_id IS NOT NULL""",
+        f"CREATE VIRTUAL TABLE turns_fts USING fts5(content, content='turns', "
+        f"content_rowid='id', {fts})",
+        "INSERT INTO turns_fts (turns_fts) VALUES ('rebuild')",
+        """CREATE TRIGGER turns_ai AFTER INSERT ON turns BEGIN
+            INSERT INTO turns_fts(rowid, content) VALUES (new.id, new.content);
+        END""",
+        """CREATE TRIGGER turns_ad AFTER DELETE ON turns BEGIN
+            INSERT INTO turns_fts(turns_fts, rowid, content) VALUES ('delete', old.id, old.content);
+            DELETE FROM embeddings WHERE kind = 'turn' AND item_id = old.id;
+        END""",
+        """CREATE TRIGGER turns_au AFTER UPDATE OF content ON turns BEGIN
+            INSERT INTO turns_fts(turns_fts, rowid, content) VALUES ('delete', old.id, old.content);
+            INSERT INTO turns_fts(rowid, content) VALUES (new.id, new.content);
+            DELETE FROM embeddings WHERE kind = 'turn' AND item_id = old.id;
+        END""",
+        """CREATE TABLE summaries (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            session_id INTEGER NOT NULL UNIQUE REFERENCES sessions(id) ON DELETE CASCADE,
+            text TEXT NOT NULL,
+            turn_ids TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            pinned INTEGER NOT NULL DEFAULT 0
+        )""",
+        "CREATE INDEX summaries_by_user ON summaries(user_id, created_at)",
+        f"CREATE VIRTUAL TABLE summaries_fts USING fts5(text, content='summaries', "
+        f"content_rowid='id', {fts})",
+        """CREATE TRIGGER summaries_ai AFTER INSERT ON summaries BEGIN
+            INSERT INTO summaries_fts(rowid, text) VALUES (new.id, new.text);
+        END""",
+        """CREATE TRIGGER summaries_ad AFTER DELETE ON summaries BEGIN
+            INSERT INTO summaries_fts(summaries_fts, rowid, text)
+            VALUES ('delete', old.id, old.text);
+            DELETE FROM embeddings WHERE kind = 'summary' AND item_id = old.id;
+        END""",
+        """CREATE TRIGGER summaries_au AFTER UPDATE OF text ON summaries BEGIN
+            INSERT INTO summaries_fts(summaries_fts, rowid, text)
+            VALUES ('delete', old.id, old.text);
+            INSERT INTO summaries_fts(rowid, text) VALUES (new.id, new.text);
+            DELETE FROM embeddings WHERE kind = 'summary' AND item_id = old.id;
+        END""",
+        """CREATE TABLE embeddings (
+            kind TEXT NOT NULL CHECK (kind IN ('turn', 'fact', 'summary')),
+            item_id INTEGER NOT NULL,
+            user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            model TEXT NOT NULL,
+            vector BLOB NOT NULL,
+            PRIMARY KEY (kind, item_id)
+        )""",
+        "CREATE INDEX embeddings_by_user ON embeddings(user_id, model)",
+        """CREATE TRIGGER facts_ad_embeddings AFTER DELETE ON facts BEGIN
+            DELETE FROM embeddings WHERE kind = 'fact' AND item_id = old.id;
+        END""",
+        """CREATE TRIGGER facts_au_embeddings AFTER UPDATE OF text ON facts BEGIN
+            DELETE FROM embeddings WHERE kind = 'fact' AND item_id = old.id;
         END""",
     )
 
