@@ -24,7 +24,7 @@ _TOML_LINE = re.compile(r"\(at line (\d+), column (\d+)\)")
 class Config:
     """Every setting of the companion, with its type."""
 
-    model: str = "smollm2-135m-instruct"
+    model: str = "qwen2.5-coder-0.5b-instruct"
     persona: str = "samantha"
     user: str = ""
     temperature: float = 0.7

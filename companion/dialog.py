@@ -19,8 +19,8 @@ from typing import Any
 
 from companion.config import Config, load_config
 from companion.llm.base import LLM
-from companion.memory import SQLiteMemory, Store
-from companion.memory.base import Memory
+from companion.memory import LongTermMemory, Store, parse_forget_request
+from companion.memory.base import Consolidating, Memory
 from companion.paths import data_dir
 from companion.persona import (
     Persona,
@@ -48,11 +48,22 @@ Clock = Callable[[], datetime]
 #: prompt builder keeps as many of them as fit the model's window.
 HISTORY_WINDOW = 400
 
+#: The latest turns, already in the prompt's history, are not recalled again.
+RECENT_TURNS = 20
+
 _NAME = re.compile(r"name is ([^.,;]+)", re.IGNORECASE)
 
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _forgot(removed: list[MemoryItem]) -> str:
+    if not removed:
+        return "I couldn't find anything like that in what I remember."
+    facts = sum(1 for i in removed if i.kind not in ("episode", "summary"))
+    messages = sum(1 for i in removed if i.kind == "episode")
+    return f"Done. I've forgotten it ({facts} fact(s), {messages} message(s) removed)."
 
 
 class Companion:
@@ -123,7 +134,7 @@ class Companion:
             return cls(
                 llm=llm,
                 store=store,
-                memory=SQLiteMemory(store),
+                memory=LongTermMemory(store, skip_recent_turns=RECENT_TURNS),
                 persona=persona,
                 user=config.user,
                 config=config,
@@ -154,6 +165,8 @@ class Companion:
         with self.store.transaction():
             session = self.store.start_session(self.user, now)
             self.store.save_state(self.user, self.persona.name, state_to_dict(self._state), now)
+        if isinstance(self.memory, Consolidating):  # between sessions, not during a reply
+            self.memory.consolidate(self.user, keep_session=session.id)
         return session
 
     # -- conversation --------------------------------------------------------
@@ -167,6 +180,10 @@ class Companion:
         """
         text = clean_message(text)
         self._settle_last_reply()
+        request = parse_forget_request(text)
+        if request is not None:  # "forget that": done here, not stored, no model call
+            removed = self.memory.forget(self.user, "last" if request.last else request.words)
+            return self._reply_from(iter([_forgot(removed)]))
         now = self._clock()
         recalled = self.memory.recall(self.user, text, limit=self.config.recall_limit)
         last_talked = self._state.relationship.last_seen

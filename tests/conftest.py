@@ -23,4 +23,6 @@ def companion_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     monkeypatch.setenv("COMPANION_HOME", str(home))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    # Fast tests use the shipped hashing embedder, not MiniLM.
+    monkeypatch.setenv("COMPANION_EMBEDDER", "hash")
     yield home

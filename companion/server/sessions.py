@@ -28,7 +28,7 @@ from companion.config import Config
 from companion.dialog import Companion
 from companion.errors import CompanionError
 from companion.llm.base import LLM
-from companion.memory import SQLiteMemory, Store
+from companion.memory import LongTermMemory, Store
 from companion.memory.base import Memory
 from companion.persona import Persona
 from companion.types import GenerationParams, MemoryItem, Message, Turn
@@ -210,7 +210,7 @@ class SessionPool:
         config = self.config.with_overrides(user=user)
         store = Store.open(self.home / "companion.db")
         try:
-            memory = TimedMemory(SQLiteMemory(store))
+            memory = TimedMemory(LongTermMemory(store, skip_recent_turns=20))
             llm = TurnLLM(self.llm)
             companion = Companion(
                 llm=llm,
