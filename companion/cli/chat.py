@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TextIO
 
 from companion.cli.commands import CommandContext, run_command
-from companion.config import load_config
+from companion.config import Config, load_config
 from companion.dialog import Companion
 from companion.errors import CompanionError, InputError
 from companion.paths import data_dir
@@ -108,8 +108,9 @@ class ChatLoop:
             self.show(reply)
 
 
-def run_chat(args: argparse.Namespace) -> int:
-    config = load_config(
+def config_from_args(args: argparse.Namespace) -> Config:
+    """The config file(s), overridden by the model and sampling options given."""
+    return load_config(
         Path(args.config) if args.config else None,
         user=args.user,
         model=args.model,
@@ -119,6 +120,10 @@ def run_chat(args: argparse.Namespace) -> int:
         seed=args.seed,
         threads=args.threads,
     )
+
+
+def run_chat(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
     home = data_dir()
 
     def progress(message: str) -> None:

@@ -16,9 +16,9 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
+from companion.cli.chat import config_from_args
 from companion.errors import ConfigError
 
 DEFAULT_PORT = 8000
@@ -80,7 +80,6 @@ def run_serve(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"serving needs the serve extra ({exc.name} is missing): pip install 'companion[serve]'"
         ) from exc
-    from companion.config import load_config
     from companion.llm.loader import load_llm
     from companion.llm.openai_backend import OpenAIChatLLM
     from companion.paths import data_dir
@@ -92,16 +91,7 @@ def run_serve(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
-    config = load_config(
-        Path(args.config) if args.config else None,
-        user=args.user,
-        model=args.model,
-        persona=args.persona,
-        temperature=args.temperature,
-        max_tokens=args.max_tokens,
-        seed=args.seed,
-        threads=args.threads,
-    )
+    config = config_from_args(args)
     home = data_dir()
     persona = load_persona(config.persona, user_dirs=[home / "personas"])
     sock = listen(args.host, args.port)
