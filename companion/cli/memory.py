@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
+from companion.cli.output import emit_json
 from companion.config import load_config
 from companion.errors import InputError
 from companion.memory import LongTermMemory, Store
@@ -95,12 +95,7 @@ def run_memory(args: argparse.Namespace) -> int:
                   + f" for user {user!r}.")
             return 0
         else:
-            data = json.dumps(store.export_user(user), indent=2, ensure_ascii=False)
-            if args.output:
-                Path(args.output).write_text(data + "\n", encoding="utf-8")
-                print(f"Wrote {args.output}", file=sys.stderr)
-            else:
-                print(data)
+            emit_json(store.export_user(user), args.output)
             return 0
         for item in items:
             print(line(item))

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
 
+from companion.cli.output import emit_json
 from companion.paths import data_dir
 from companion.persona import (
     export_card,
@@ -36,11 +35,5 @@ def run_persona(args: argparse.Namespace) -> int:
         print(f"Imported {persona.name!r} as {target.stem} ({target}). "
               f"Use it with: companion chat --persona {target.stem}")
     elif action == "export":
-        card = json.dumps(export_card(load_persona(args.name, user_dirs=[user_dir])),
-                          indent=2, ensure_ascii=False)
-        if args.output:
-            Path(args.output).write_text(card + "\n", encoding="utf-8")
-            print(f"Wrote {args.output}", file=sys.stderr)
-        else:
-            print(card)
+        emit_json(export_card(load_persona(args.name, user_dirs=[user_dir])), args.output)
     return 0
