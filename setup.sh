@@ -2,19 +2,23 @@
 # Set up companion on this machine: a virtual environment in .venv with the
 # Python packages (torch pinned to the CPU build), ready to run `companion`.
 #
-#   ./setup.sh          what the chat needs
+#   ./setup.sh          what the chat and voice need
 #   ./setup.sh --dev    and the test tools (pytest, hypothesis, ruff, mypy)
+#
+# Voice also needs two system libraries, espeak-ng (the pyttsx3 voice) and
+# PortAudio (the microphone and speaker); they are installed with apt-get when
+# this runs as root (or with passwordless sudo) and are missing.
 #
 # Safe to run again: it only installs what changed. Model weights are fetched
 # by the first `companion chat` (with progress), not here.
 set -euo pipefail
 cd "$(dirname "$0")"
 
-extras="llm,serve"
+extras="llm,serve,voice"
 for arg in "$@"; do
   case "$arg" in
-    --dev) extras="llm,serve,dev" ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    --dev) extras="llm,serve,voice,dev" ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option $arg (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -28,13 +32,30 @@ if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null
   exit 1
 fi
 
+# System libraries for voice (skipped when present, or when apt cannot be used).
+missing=()
+command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng libespeak-ng1)
+ldconfig -p 2>/dev/null | grep -q libportaudio.so || missing+=(libportaudio2)
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo -n"
+  if command -v apt-get >/dev/null 2>&1 && { [ -z "$sudo" ] || sudo -n true 2>/dev/null; }; then
+    say "installing ${missing[*]} for voice (apt-get)"
+    $sudo apt-get update -qq >/dev/null || say "apt-get update failed; trying the install anyway"
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null \
+      || say "could not install ${missing[*]}: voice will use Piper only, or say what is missing"
+  else
+    say "voice wants ${missing[*]}: install them with your package manager (text chat works without)"
+  fi
+fi
+
 if [ ! -x .venv/bin/python ]; then
   say "creating the virtual environment in .venv"
   "$python" -m venv .venv
 fi
 
 # Skip the pip work when nothing it depends on changed since the last run.
-stamp=".venv/.setup-$(cat pyproject.toml setup.sh | sha256sum | cut -c1-16)-${extras/,/-}"
+stamp=".venv/.setup-$(cat pyproject.toml setup.sh | sha256sum | cut -c1-16)-${extras//,/-}"
 if [ -f "$stamp" ]; then
   say "up to date"
   exit 0

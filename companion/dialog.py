@@ -232,6 +232,24 @@ class Companion:
         self._state = state_from_dict(saved) if saved else initial_state(persona, now)
         self.store.save_state(self.user, persona.name, state_to_dict(self._state), now)
 
+    def cut_reply(self, reply: Reply[Turn | None], spoken: str) -> Turn | None:
+        """The user cut ``reply`` off (barge-in): keep only ``spoken``, the part
+        they heard, stored as interrupted. Works whether the text had finished
+        generating or not; returns the stored turn (None when nothing was said)."""
+        spoken = spoken.strip()
+        if not reply.done:
+            reply.interrupt(kept=spoken)
+            return reply.result
+        turn = reply.result
+        if turn is None:
+            return None
+        if not spoken:
+            self.store.delete_turn(turn.id)
+            reply.result = None
+            return None
+        reply.result = self.store.amend_turn(turn.id, spoken, interrupted=True)
+        return reply.result
+
     # -- what she knows ------------------------------------------------------
 
     @property

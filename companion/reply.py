@@ -83,7 +83,7 @@ class Reply(Generic[T]):
             # KeyboardInterrupt), and when the consumer stops iterating.
             self._finish(interrupted=not finished)
 
-    def _finish(self, *, interrupted: bool) -> None:
+    def _finish(self, *, interrupted: bool, kept: str | None = None) -> None:
         if self._done:
             return
         self._done = True
@@ -91,6 +91,8 @@ class Reply(Generic[T]):
         close = getattr(self._source, "close", None)
         if close is not None:
             close()
+        if kept is not None:
+            self._chunks = [kept] if kept else []
         self.result = self._on_finish(Finished("".join(self._chunks), interrupted))
 
     def text(self) -> str:
@@ -99,10 +101,15 @@ class Reply(Generic[T]):
             pass
         return "".join(self._chunks)
 
-    def interrupt(self) -> None:
-        """Stop generating; what was produced so far is kept, marked as interrupted."""
+    def interrupt(self, *, kept: str | None = None) -> None:
+        """Stop generating; what was produced so far is kept, marked as interrupted.
+
+        ``kept`` replaces the text to keep, e.g. with the part of the reply that
+        was spoken aloud before the user cut in (the rest never reached them).
+        Does nothing once the reply has finished (see :meth:`Companion.cut_reply`).
+        """
         if not self._done:
-            self._finish(interrupted=True)
+            self._finish(interrupted=True, kept=kept)
 
     def __str__(self) -> str:
         return self.text()

@@ -226,3 +226,34 @@ def test_prompt_says_how_long_since_the_last_talk(companion_home: Path) -> None:
     with open_test_companion(companion_home, llm=llm, user="theo", clock=clock) as c:
         c.say("I'm back").text()
     assert "you last talked 3 days ago" in llm.calls[-1][-2].content
+
+
+def test_cut_reply_keeps_only_what_was_spoken_while_generating(tmp_path):
+    from companion import FakeLLM
+    from companion.testing import open_test_companion
+
+    with open_test_companion(tmp_path, llm=FakeLLM(["One. Two. Three."])) as c:
+        reply = c.say("hello there")
+        it = iter(reply)
+        next(it)
+        turn = c.cut_reply(reply, "One.")
+        assert turn is not None and turn.interrupted and turn.content == "One."
+        assert c.history()[-1].content == "One."
+
+
+def test_cut_reply_after_generation_amends_the_stored_turn(tmp_path):
+    from companion import FakeLLM
+    from companion.testing import open_test_companion
+
+    with open_test_companion(tmp_path, llm=FakeLLM(["One. Two. Three."])) as c:
+        reply = c.say("hello there")
+        assert reply.text() == "One. Two. Three."
+        turn = c.cut_reply(reply, "One. Two.")
+        assert turn is not None and turn.interrupted and turn.content == "One. Two."
+        last = c.history()[-1]
+        assert (last.content, last.interrupted) == ("One. Two.", True)
+        # nothing heard at all: the reply is not kept
+        reply2 = c.say("and again")
+        reply2.text()
+        assert c.cut_reply(reply2, "") is None
+        assert c.history()[-1].role == "user"

@@ -288,6 +288,27 @@ class Store:
             interrupted=interrupted,
         )
 
+    def amend_turn(self, turn_id: int, content: str, *, interrupted: bool) -> Turn | None:
+        """Replace a stored turn's text (e.g. with the part of a reply that was
+        actually spoken before the user cut in); its search vector is dropped so
+        it is computed again from the new text. Returns the turn, or None if gone."""
+        with self.transaction() as conn:
+            cur = conn.execute(
+                "UPDATE turns SET content = ?, interrupted = ? WHERE id = ?",
+                (content, int(interrupted), turn_id),
+            )
+            if cur.rowcount:
+                conn.execute(
+                    "DELETE FROM embeddings WHERE kind = 'turn' AND item_id = ?", (turn_id,)
+                )
+        return self.turn(turn_id)
+
+    def delete_turn(self, turn_id: int) -> None:
+        """Remove one turn and its search vector (a reply cut off before a word was heard)."""
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM embeddings WHERE kind = 'turn' AND item_id = ?", (turn_id,))
+            conn.execute("DELETE FROM turns WHERE id = ?", (turn_id,))
+
     def recent_turns(self, user_id: str, limit: int) -> list[Turn]:
         """The last ``limit`` turns of the user across sessions, oldest first."""
         check_user_id(user_id)
