@@ -34,6 +34,14 @@ class Config:
     recall_limit: int = 5
     seed: int | None = None
     threads: int | None = None
+    #: Weights of the local transformers model: "auto" (what the registry
+    #: recommends for the CPU), "none" (full precision), "int8" or "int4".
+    quantize: str = "auto"
+    #: Speech synthesis engine: "auto" (Piper if installed, else pyttsx3), "piper",
+    #: "pyttsx3" or "null" (silent).
+    tts: str = "auto"
+    #: Speech recognizer: "auto" (faster-whisper tiny.en) or "faster-whisper".
+    stt: str = "auto"
 
     def with_overrides(self, **overrides: Any) -> Config:
         """A copy with the given settings changed (``None`` values are ignored)."""
@@ -53,6 +61,14 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "recall_limit": (int,),
     "seed": (int,),
     "threads": (int,),
+    "quantize": (str,),
+    "tts": (str,),
+    "stt": (str,),
+}
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "quantize": ("auto", "none", "int8", "int4"),
+    "tts": ("auto", "piper", "pyttsx3", "null"),
+    "stt": ("auto", "faster-whisper"),
 }
 _RANGES: dict[str, tuple[float, float]] = {
     "temperature": (0.0, 5.0),
@@ -94,6 +110,11 @@ def _check(values: dict[str, Any], source: tuple[Path | str, str] | None) -> Non
             want = " or ".join(t.__name__ for t in types)
             raise ConfigError(
                 f"{key} must be {want}, not {type(value).__name__}", path=path, line=line
+            )
+        if key in _CHOICES and value not in _CHOICES[key]:
+            raise ConfigError(
+                f"{key} must be one of {', '.join(_CHOICES[key])}, not {value!r}",
+                path=path, line=line,
             )
         if key in _RANGES:
             lo, hi = _RANGES[key]
