@@ -35,7 +35,7 @@ from companion.persona import (
     system_text,
     update_state,
 )
-from companion.prompt import Prompt, PromptInput, build_prompt
+from companion.prompt import Note, Prompt, PromptInput, build_prompt
 from companion.prompts import Prompts, load_prompts
 from companion.reply import Finished, Reply
 from companion.text import clean_message
@@ -50,6 +50,10 @@ HISTORY_WINDOW = 400
 
 #: The latest turns, already in the prompt's history, are not recalled again.
 RECENT_TURNS = 20
+
+#: The clock in the private note moves in steps, so that it is not new (and
+#: written again) every turn.
+CLOCK_STEP_MINUTES = 10
 
 _NAME = re.compile(r"name is ([^.,;]+)", re.IGNORECASE)
 
@@ -90,6 +94,9 @@ class Companion:
         self.prompts = prompts or load_prompts()
         self._clock = clock
         self._last_reply: Reply[Turn | None] | None = None
+        # The private note given with each user message (by turn id), so later
+        # prompts repeat it unchanged and the model's cached prefix stays valid.
+        self._notes: dict[int, Note] = {}
         self._session = self._begin_session()
 
     # -- opening and closing -------------------------------------------------
@@ -194,6 +201,8 @@ class Companion:
             self.memory.remember(turn)
             self.store.save_state(self.user, self.persona.name, state_to_dict(state), now)
         self._state = state
+        if prompt.note is not None:
+            self._notes[turn.id] = prompt.note
         return self._reply(prompt)
 
     def greet(self) -> Reply[Turn | None]:
@@ -307,6 +316,10 @@ class Companion:
     ) -> Prompt:
         names = self._names()
         window = self.store.recent_turns(self.user, HISTORY_WINDOW)
+        position = {t.id: i for i, t in enumerate(window)}
+        quotes = [
+            position.get(m.id) if m.kind == "episode" else None for m in memories or ()
+        ]
         ordinal = self.store.count_turns(self.user) - len(window)
         budget = min(self.config.context_tokens, self.llm.context_length)
         return build_prompt(
@@ -314,11 +327,13 @@ class Companion:
                 system=system_text(self.persona, names["user"]),
                 history=[Message(t.role, t.content) for t in window],
                 history_ordinal=ordinal,
+                history_notes=[self._notes.get(t.id) for t in window],
                 memories=[m.text for m in memories or ()],
+                memory_quotes=quotes,
                 state=render_state(
                     state, self.persona, now=now, user_name=names["user"], last_talked=last_talked
                 ),
-                clock=local_clock(now),
+                clock=local_clock(now, step_minutes=CLOCK_STEP_MINUTES),
                 post_history=fill(self.persona.post_history_instructions, **names),
                 instruction=instruction,
                 user=user,

@@ -1,19 +1,31 @@
 """Prompt assembly: persona + state + recalled memories + history, within a token budget.
 
-:func:`build_prompt` is a pure function. The layout keeps everything that does
-not change between turns at the front, so a backend can reuse the KV cache of
-that prefix::
+:func:`build_prompt` is a pure function. The layout keeps what was already
+said where it was, so a backend can reuse the KV cache of everything before the
+newest message and prefill only the new tokens::
 
     system   persona (unchanging)
-    ...      conversation history, oldest first (grows at the end)
-    system   private note: clock, mood and relationship, recalled memories,
-             the persona's post-history instructions (changes every turn)
+    ...      conversation history, oldest first (grows at the end); each
+             earlier private note stays just before the user message it came with
+    system   private note for this turn (only what is new, see below)
     user     the new message
 
-What does not fit is dropped in this order: oldest history first, then the
-least relevant memories, then the middle of an over-long user message (with a
-marker the model sees and a note for the user). It never silently overflows:
-when even the persona does not fit, it raises :class:`ConfigError`.
+The private note is a *delta*: the clock, the lines of the mood and relationship
+block, and the recalled memories are written only when they differ from what the
+notes still in the window already say (the newest value of each wins), and the
+persona's post-history instructions are repeated every ``remind_every`` user
+messages. At most ``max_new_memories`` memories are added per turn (the most
+relevant first; the rest can come up later), since every token of the note is
+prefilled before the first word of the reply. Recalled messages still in the
+window are left out. A turn where nothing changed adds no note at all, so the
+model prefills just the new message. When the window moves
+on and drops an old note, what it said is written again if it still matters.
+
+What does not fit is dropped in this order: oldest history first (with its
+notes), then the least relevant memories, then the middle of an over-long user
+message (with a marker the model sees and a note for the user). It never
+silently overflows: when even the persona does not fit, it raises
+:class:`ConfigError`.
 """
 
 from __future__ import annotations
@@ -41,6 +53,18 @@ class PromptTemplates:
 
 
 @dataclass(frozen=True, slots=True)
+class Note:
+    """A private note as given to the model: its text and what it told (for deltas)."""
+
+    text: str
+    clock: str = ""
+    #: Lines of the state block it wrote, by line number.
+    state: tuple[tuple[int, str], ...] = ()
+    memories: tuple[str, ...] = ()
+    post_history: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class PromptInput:
     """Everything one prompt is made of."""
 
@@ -49,7 +73,14 @@ class PromptInput:
     #: Position of ``history[0]`` among all of this user's turns; lets the window
     #: of history move in blocks, so the prompt prefix stays the same for a while.
     history_ordinal: int = 0
+    #: The note given with each history message (aligned with ``history``;
+    #: None or missing for messages that had none).
+    history_notes: Sequence[Note | None] = ()
     memories: Sequence[str] = ()
+    #: For a memory that just repeats a past message (aligned with ``memories``):
+    #: the index in ``history`` of that message, else None. It is left out while
+    #: that message is still in the window.
+    memory_quotes: Sequence[int | None] = ()
     state: str = ""
     clock: str = ""
     post_history: str = ""
@@ -68,25 +99,79 @@ class Prompt:
     memories_used: int
     user_omitted_chars: int = 0
     notes: tuple[str, ...] = field(default=())
+    #: This turn's private note (None when nothing was new); keep it with the
+    #: user's message and pass it back in ``history_notes``.
+    note: Note | None = None
 
 
 def message_tokens(count: TokenCounter, content: str) -> int:
     return count(content) + MESSAGE_OVERHEAD_TOKENS
 
 
-def _context_text(t: PromptTemplates, inp: PromptInput, memories: Sequence[str]) -> str:
-    parts = [t.context_header]
-    if inp.clock:
-        parts.append(t.clock.format(now=inp.clock))
-    if inp.state:
-        parts.append(inp.state)
+def _note_text(
+    t: PromptTemplates,
+    *,
+    clock: str = "",
+    state: Sequence[str] = (),
+    memories: Sequence[str] = (),
+    post_history: str = "",
+    instruction: str = "",
+) -> str:
+    parts = [t.clock.format(now=clock) if clock else "", *state]
     if memories:
         parts.append(t.memories.format(facts="\n".join(f"- {m}" for m in memories)))
-    if inp.post_history:
-        parts.append(inp.post_history)
-    if inp.instruction:
-        parts.append(inp.instruction)
-    return "\n".join(p for p in parts if p)
+    parts += [post_history, instruction]
+    parts = [p for p in parts if p]
+    return "\n".join([t.context_header, *parts]) if parts else ""
+
+
+def _full_note(t: PromptTemplates, inp: PromptInput, memories: Sequence[str]) -> str:
+    """The note with everything in it: what the budget is reserved for."""
+    return _note_text(
+        t, clock=inp.clock, state=inp.state.splitlines(), memories=memories,
+        post_history=inp.post_history, instruction=inp.instruction,
+    )
+
+
+def _delta_note(
+    t: PromptTemplates,
+    inp: PromptInput,
+    memories: Sequence[str],
+    kept: Sequence[Message],
+    kept_notes: Sequence[Note | None],
+    remind_every: int,
+    max_new_memories: int,
+) -> Note | None:
+    """The note for this turn: only what the notes still in the window do not say."""
+    clock = ""
+    state_now: dict[int, str] = {}
+    seen: set[str] = set()
+    users_since_post: int | None = None  # None: no reminder in the window
+    for message, note in zip(kept, kept_notes, strict=True):
+        if note is not None:
+            clock = note.clock or clock
+            state_now.update(dict(note.state))
+            seen.update(note.memories)
+            if note.post_history:
+                users_since_post = 0
+        if message.role == "user" and users_since_post is not None:
+            users_since_post += 1
+    history_text = "\n".join(m.content for m in kept)
+    new_clock = inp.clock if inp.clock and inp.clock != clock else ""
+    new_state = tuple(
+        (i, line) for i, line in enumerate(inp.state.splitlines()) if state_now.get(i) != line
+    )
+    new_memories = tuple(m for m in memories if m not in seen and m not in history_text)
+    new_memories = new_memories[:max_new_memories]
+    remind = users_since_post is None or users_since_post >= remind_every
+    post = bool(inp.post_history) and (remind or bool(inp.instruction))
+    text = _note_text(
+        t, clock=new_clock, state=[line for _, line in new_state], memories=new_memories,
+        post_history=inp.post_history if post else "", instruction=inp.instruction,
+    )
+    if not text:
+        return None
+    return Note(text, new_clock, new_state, new_memories, post)
 
 
 def truncate_middle(text: str, max_tokens: int, count: TokenCounter, marker: str) -> str:
@@ -137,13 +222,16 @@ def build_prompt(
     budget: int,
     templates: PromptTemplates | None = None,
     block: int = 8,
+    remind_every: int = 4,
+    max_new_memories: int = 2,
 ) -> Prompt:
     """Assemble the messages for one generation within ``budget`` prompt tokens."""
     t = templates or PromptTemplates()
     system = Message("system", inp.system)
     fixed = message_tokens(count, inp.system)
-    bare_context = _context_text(t, inp, ())
-    fixed += message_tokens(count, bare_context)
+    bare_note = _full_note(t, inp, ())
+    bare_cost = message_tokens(count, bare_note) if bare_note else 0
+    fixed += bare_cost
     if fixed > budget:
         raise ConfigError(
             f"the persona and notes take {fixed} tokens but the model's window leaves "
@@ -163,32 +251,56 @@ def build_prompt(
             notes.append(t.truncation_note.format(total=len(inp.user), kept=max(kept, 0)))
         fixed += message_tokens(count, user_text)
 
+    # Which history could stay at best (with no memories at all); memories that
+    # quote a message from there are redundant.
+    past = list(inp.history_notes)[: len(inp.history)]
+    past += [None] * (len(inp.history) - len(past))
+    costs = [
+        message_tokens(count, m.content) + (message_tokens(count, n.text) if n else 0)
+        for m, n in zip(inp.history, past, strict=True)
+    ]
+    earliest_kept = _history_start(
+        costs, [m.role for m in inp.history], budget - fixed, inp.history_ordinal, block
+    )
+
+    # Room is reserved for the whole note (as if nothing had been said before);
+    # the note actually sent is the delta, never longer.
     memories: list[str] = []
-    context_cost = message_tokens(count, bare_context)
-    for fact in inp.memories:
-        trial = _context_text(t, inp, [*memories, fact])
-        trial_cost = message_tokens(count, trial)
-        if fixed - message_tokens(count, bare_context) + trial_cost > budget:
+    note_cost = bare_cost
+    quotes = list(inp.memory_quotes) + [None] * (len(inp.memories) - len(inp.memory_quotes))
+    for fact, quote in zip(inp.memories, quotes, strict=False):
+        if quote is not None and quote >= earliest_kept:
+            continue  # the message itself is in the window: no need to recall it
+        trial_cost = message_tokens(count, _full_note(t, inp, [*memories, fact]))
+        if fixed - bare_cost + trial_cost > budget:
             break
         memories.append(fact)
-        context_cost = trial_cost
-    fixed += context_cost - message_tokens(count, bare_context)
-    context = Message("system", _context_text(t, inp, memories))
+        note_cost = trial_cost
+    fixed += note_cost - bare_cost
 
-    costs = [message_tokens(count, m.content) for m in inp.history]
     start = _history_start(
         costs, [m.role for m in inp.history], budget - fixed, inp.history_ordinal, block
     )
     history = tuple(inp.history[start:])
-    messages = (system, *history, context)
+    kept_notes = past[start:]
+    note = _delta_note(t, inp, memories, history, kept_notes, remind_every, max_new_memories)
+    messages: tuple[Message, ...] = (system,)
+    for message, past_note in zip(history, kept_notes, strict=True):
+        if past_note is not None:
+            messages += (Message("system", past_note.text),)
+        messages += (message,)
+    if note is not None:
+        messages += (Message("system", note.text),)
     if inp.user:
         messages += (Message("user", user_text),)
+    tokens = sum(message_tokens(count, m.content) for m in messages)
     return Prompt(
         messages=messages,
-        tokens=fixed + sum(costs[start:]),
+        tokens=tokens,
         history_used=len(history),
         history_dropped=start,
         memories_used=len(memories),
         user_omitted_chars=omitted,
         notes=tuple(notes),
+        note=note,
     )

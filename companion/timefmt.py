@@ -24,7 +24,9 @@ def ago(then: datetime, now: datetime) -> str:
     return "just now" if words == "a moment" else f"{words} ago"
 
 
-def local_clock(now: datetime) -> str:
-    """The local date and time for the prompt: ``Tuesday 24 November 2026, 18:55``."""
+def local_clock(now: datetime, *, step_minutes: int = 1) -> str:
+    """The local date and time for the prompt: ``Tuesday 24 November 2026, 18:55``
+    (minutes rounded down to ``step_minutes``)."""
     local = now.astimezone()
+    local = local.replace(minute=local.minute - local.minute % step_minutes)
     return f"{local:%A} {local.day} {local:%B %Y, %H:%M}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -40,7 +41,31 @@ def test_prompt_uses_the_models_messages_in_order(companion_home: Path) -> None:
     last = llm.calls[-1]
     assert last[0].role == "system" and "Samantha" in last[0].content
     assert [m.content for m in last if m.role == "user"] == ["first", "second"]
-    assert last[-2].role == "system"  # the private note sits just before the new message
+    first = llm.calls[0]
+    assert first[-2].role == "system"  # the private note sits just before the new message
+    # ...and stays there, unchanged, so the second prompt starts with the whole first one
+    assert last[: len(first)] == first
+
+
+def test_private_note_says_only_what_is_new(companion_home: Path) -> None:
+    llm = FakeLLM()
+    clock = FakeClock(datetime(2026, 3, 1, 20, 0, tzinfo=UTC))
+    with open_test_companion(companion_home, llm=llm, user="Theo", clock=clock) as c:
+        c.say("My name is Theo and I live in Lisbon.").text()
+        for text in ("ok", "fine", "sure", "yes", "right", "go on"):
+            clock.advance(seconds=20)
+            c.say(text).text()
+    notes = [call[-2].content if call[-2].role == "system" else "" for call in llm.calls]
+    assert "It is" in notes[0] and "Reply as Samantha" in notes[0]
+    # the facts learned from the first message are new to the notes once
+    assert "Lisbon" in notes[1] and "It is" not in notes[1]
+    # calm small talk a few seconds apart: no new note until the reminder is due
+    assert notes[2:4] == ["", ""]
+    assert "Reply as Samantha" in notes[4] and "Lisbon" not in notes[4]
+    assert notes[5] == ""
+    # each prompt extends the one before it (after the reply that was given)
+    for before, after in zip(llm.calls, llm.calls[1:], strict=False):
+        assert after[: len(before)] == before
 
 
 def test_empty_message_makes_no_model_call_and_stores_nothing(companion_home: Path) -> None:

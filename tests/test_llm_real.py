@@ -82,3 +82,44 @@ def test_cancel_mid_stream_then_the_next_call_works(llm, hello_reply: str) -> No
     assert llm.last_stats.stop_reason == "cancelled"
     assert expected.startswith(first_chunk)
     assert _reply(llm, HELLO) == expected
+
+
+def test_window_moving_on_keeps_the_cache_by_shifting_it(llm) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    facts = [
+        ("I grew up by the sea in Portugal.", "The sea! That sounds lovely."),
+        ("My sister Ana is a pilot.", "A pilot, how exciting."),
+        ("I play the cello on weekends.", "I'd love to hear you play."),
+        ("My cat is called Miso.", "Miso is a perfect name."),
+        ("I work night shifts at the hospital.", "Night shifts must be tiring."),
+    ]
+    history = [m for u, a in facts for m in (Message("user", u), Message("assistant", a))]
+    question = Message("user", "What instrument do I play?")
+    _reply(llm, [PERSONA, *history, question])
+    # the window moves on: the first two exchanges are dropped
+    moved = [PERSONA, *history[4:], question]
+    warm = _reply(llm, moved)
+    stats = llm.last_stats
+    assert stats.reused_tokens >= stats.prompt_tokens - 12, stats  # only the tail is prefilled
+    assert re.search(r"[A-Za-z]{2,}", warm)
+    # The shifted cache predicts (almost) what a cold prefill of the moved window does.
+    ids = llm.prompt_ids(moved)
+    with torch.inference_mode():
+        llm.reset()
+        llm._new_cache()
+        llm._forward(llm.prompt_ids([PERSONA, *history, question]))
+        keep = 1
+        while llm._cache_ids[keep] == ids[keep]:
+            keep += 1
+        shifted = llm._shift(ids, keep)
+        assert shifted > 50
+        warm_logits = llm._forward(ids[keep + shifted :])
+        llm.reset()
+        llm._new_cache()
+        cold_logits = llm._forward(ids)
+    p, q = cold_logits.softmax(-1), warm_logits.softmax(-1)
+    kl = float((p * (p.log() - q.log())).sum())
+    assert kl < 0.1, kl  # measured 0.013
+    assert int(warm_logits.argmax()) == int(cold_logits.argmax())
+    llm.reset()

@@ -111,3 +111,52 @@ def test_greeting_prompt_has_no_user_message() -> None:
 def test_truncate_middle_keeps_short_text() -> None:
     assert truncate_middle("short", 10, count, "[{omitted}]") == "short"
     assert count(truncate_middle("y" * 5000, 100, count, "[{omitted}]")) <= 100
+
+
+def test_note_is_a_delta_of_what_the_kept_notes_already_say() -> None:
+    base = PromptInput(system="S", state="You feel calm.\nYou met today.", clock="Mon 10:00",
+                       memories=["Likes tea."], post_history="Be brief.", user="hi")
+    first = build_prompt(base, count=count, budget=2000)
+    assert first.note is not None and "Likes tea." in first.note.text
+    h = [Message("user", "hi"), Message("assistant", "hello")]
+    second = build_prompt(
+        PromptInput(system="S", state="You feel calm.\nYou met today.", clock="Mon 10:00",
+                    memories=["Likes tea."], post_history="Be brief.", user="and you?",
+                    history=h, history_notes=[first.note, None]),
+        count=count, budget=2000,
+    )
+    assert second.note is None  # nothing new: no note, the prompt only grows
+    assert second.messages[: len(first.messages)] == first.messages
+    moody = build_prompt(
+        PromptInput(system="S", state="You feel sad.\nYou met today.", clock="Mon 10:00",
+                    memories=["Likes tea.", "Has a cat."], user="x", history=h,
+                    history_notes=[first.note, None]),
+        count=count, budget=2000,
+    )
+    assert moody.note is not None
+    assert "You feel sad." in moody.note.text and "You met today." not in moody.note.text
+    assert "Has a cat." in moody.note.text and "Likes tea." not in moody.note.text
+
+
+def test_what_a_dropped_note_said_is_said_again() -> None:
+    first = build_prompt(PromptInput(system="S", memories=["Likes tea."], user="m0"),
+                         count=count, budget=2000)
+    h = history(40, words=30)
+    notes = [first.note] + [None] * 39
+    later = build_prompt(
+        PromptInput(system="S", memories=["Likes tea."], user="x", history=h,
+                    history_notes=notes),
+        count=count, budget=400,
+    )
+    assert later.history_dropped > 0
+    assert later.note is not None and "Likes tea." in later.note.text
+
+
+def test_a_memory_quoting_a_message_in_the_window_is_left_out() -> None:
+    h = history(4)
+    p = build_prompt(
+        PromptInput(system="S", history=h, memories=["they said: message 2", "Has a cat."],
+                    memory_quotes=[2, None], user="x"),
+        count=count, budget=2000,
+    )
+    assert p.note is not None and "message 2" not in p.note.text and "Has a cat." in p.note.text
