@@ -3,6 +3,7 @@
     python bench/generation.py                       # the default model
     python bench/generation.py --model qwen2.5-coder-0.5b-instruct --samples
     python bench/generation.py --json out.json
+    python bench/generation.py --model llamacpp:smollm2-135m-instruct --skip-speed
 
 What it measures, greedy, on the model's converted copy (fetched first if needed):
 
@@ -13,7 +14,21 @@ What it measures, greedy, on the model's converted copy (fetched first if needed
   (target: the backend within 5% of ``generate``);
 - TTFT at turn 20 of a conversation (19 exchanges generated first) with prefix
   KV reuse (target < 300 ms) and without it;
-- with ``--samples``, replies to a few companion-style prompts.
+- with ``--samples``, replies to a few companion-style prompts;
+- with ``--baseline``, llama.cpp against the project's backend (below).
+
+``--baseline`` runs llama.cpp (llama-cpp-python) on the registry model's GGUF and
+the project's transformers backend on the converted copy of that same GGUF: same
+prompt, greedy, ``--new-tokens`` tokens, each engine in a fresh process per thread
+count (so its peak RSS is its own). It prints load time, TTFT, decode tok/s and
+peak RSS, and the ratios ours / llama.cpp against the targets (decode >= 0.7x,
+RSS <= 1.5x). ``--threads 2,1`` measures both settings in one run; ``--busy N``
+keeps N single-threaded neighbour processes busy (numpy matmuls, standing in for
+speech recognition or synthesis) while the replies are timed; ``--quantize`` is
+passed to the project's loader::
+
+    python bench/generation.py --baseline --model qwen2.5-coder-0.5b-instruct --threads 2,1
+    python bench/generation.py --baseline --threads 2,1 --busy 1
 
 Numbers on a shared machine are noisy: each timing is the median of ``--repeat``
 runs, and the load average at the start is printed so a busy machine shows.
@@ -22,6 +37,7 @@ runs, and the load average at the start is printed so a busy machine shows.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -30,12 +46,25 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from companion.llm.fetch import fetch_model, gguf_path
+from companion.llm.llamacpp_backend import LlamaCppLLM
 from companion.llm.loader import load_llm
-from companion.llm.transformers_backend import TransformersLLM
+from companion.llm.registry import load_registry
+from companion.llm.transformers_backend import TransformersLLM, import_torch
 from companion.types import GenerationParams, Message
+
+Backend = TransformersLLM | LlamaCppLLM
+ENGINES = ("llama.cpp", "ours")
+#: A neighbour process: one core of numpy matmuls (like an ONNX speech model's work).
+_BUSY = (
+    "import numpy as np\n"
+    "a = np.random.default_rng(0).random((384, 384), dtype=np.float32)\n"
+    "while True:\n"
+    "    a @ a\n"
+)
 
 PERSONA = (
     "You are Samantha, a warm, curious and playful companion. You talk like a close "
@@ -85,7 +114,12 @@ SAMPLES = [
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="smollm2-135m-instruct")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--threads",
+        type=_thread_list,
+        default=[os.cpu_count() or 1],
+        help="threads; a list such as 2,1 for --baseline (other modes use the first)",
+    )
     parser.add_argument("--new-tokens", type=int, default=128)
     parser.add_argument("--turns", type=int, default=20)
     parser.add_argument("--reply-tokens", type=int, default=48, help="per simulated reply")
@@ -98,13 +132,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="turn-20 test with a per-turn private system note before each user message",
     )
+    parser.add_argument(
+        "--baseline", action="store_true", help="llama.cpp against the project's backend"
+    )
+    parser.add_argument(
+        "--busy", type=int, default=0, help="busy neighbour processes while timing (--baseline)"
+    )
+    parser.add_argument(
+        "--quantize",
+        choices=["none", "int8", "int4", "auto"],
+        help="passed to the project's loader (--baseline)",
+    )
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--child-load", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child-engine", choices=ENGINES, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child_load:
-        return _child_load(args.model, args.threads)
+        return _child_load(args.model, args.threads[0])
+    if args.child_engine:
+        return _child_engine(args)
+    if args.baseline:
+        return _baseline(args)
+    args.threads = args.threads[0]
 
-    import torch
+    torch = import_torch()  # before any other torch import: it sets OMP_WAIT_POLICY
     import transformers
 
     results: dict[str, Any] = {"model": args.model, "threads": args.threads}
@@ -123,8 +174,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # Fetch/convert first if needed, so the subprocess measures a plain load.
     llm = load_llm(args.model, threads=args.threads)
-    assert isinstance(llm, TransformersLLM), "benchmark a transformers model, not the fake"
+    assert isinstance(llm, TransformersLLM | LlamaCppLLM), "benchmark a local model, not the fake"
+    if isinstance(llm, LlamaCppLLM) and not args.skip_speed:
+        sys.exit("a llamacpp: model has no generate() to compare with: add --skip-speed")
     if not args.skip_speed:
+        assert isinstance(llm, TransformersLLM)
         child = _run_child(args.model, args.threads)
         results["load"] = child
         print(
@@ -183,7 +237,7 @@ def _run_child(model: str, threads: int) -> dict[str, float]:
 
 def _child_load(model: str, threads: int) -> int:
     started = time.perf_counter()
-    import torch  # noqa: F401
+    import_torch()
     import transformers  # noqa: F401
 
     imported = time.perf_counter()
@@ -206,7 +260,7 @@ def _child_load(model: str, threads: int) -> int:
 
 
 def _timed_stream(
-    llm: TransformersLLM, messages: list[Message], params: GenerationParams
+    llm: Backend, messages: list[Message], params: GenerationParams
 ) -> dict[str, Any]:
     start = time.perf_counter()
     first = last = None
@@ -288,7 +342,7 @@ def _compare_with_generate(llm: TransformersLLM, new_tokens: int, repeat: int) -
 
 
 def _turn_latency(
-    llm: TransformersLLM, turns: int, reply_tokens: int, repeat: int, *, note: bool = False
+    llm: Backend, turns: int, reply_tokens: int, repeat: int, *, note: bool = False
 ) -> dict[str, Any]:
     """Play ``turns - 1`` exchanges, then time the first token of the last turn.
 
@@ -349,7 +403,7 @@ def _note(turn: int) -> str:
     )
 
 
-def _samples(llm: TransformersLLM) -> list[dict[str, Any]]:
+def _samples(llm: Backend) -> list[dict[str, Any]]:
     params = GenerationParams(max_tokens=96, temperature=0.0)
     rows = []
     for messages in SAMPLES:
@@ -361,6 +415,160 @@ def _samples(llm: TransformersLLM) -> list[dict[str, Any]]:
         )
         rows.append({"prompt": messages[-1].content, **row})
     return rows
+
+
+# -- llama.cpp baseline ----------------------------------------------------------
+
+
+def _baseline(args: argparse.Namespace) -> int:
+    """Each engine, for each thread count, in a fresh process; then the table and ratios."""
+    entry = load_registry().get(args.model)
+    if entry is None:
+        sys.exit(f"--baseline needs a registry model name, not {args.model!r}")
+    fetch_model(entry)  # the converted copy for ours, and the GGUF it keeps for llama.cpp
+    machine = {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "ram_gb": _ram_gb(),
+        "python": platform.python_version(),
+        "load_average": os.getloadavg()[0],
+    }
+    print(
+        f"machine: {machine['cpu']}, {machine['cores']} cores, {machine['ram_gb']:.1f} GB RAM, "
+        f"Python {machine['python']}, load average {machine['load_average']:.2f}"
+    )
+    print(
+        f"model {args.model} ({entry.file}); greedy, "
+        f"{args.new_tokens} new tokens, median of {args.repeat}; "
+        f"busy neighbours: {args.busy}; quantize (ours): {args.quantize or 'default'}"
+    )
+    rows = []
+    for threads in args.threads:
+        for engine in ENGINES:
+            cmd = [
+                sys.executable, __file__, "--child-engine", engine, "--model", args.model,
+                "--threads", str(threads), "--new-tokens", str(args.new_tokens),
+                "--repeat", str(args.repeat), "--busy", str(args.busy),
+            ]  # fmt: skip
+            if args.quantize:
+                cmd += ["--quantize", args.quantize]
+            done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                print(f"{engine} with {threads} threads failed:\n{done.stderr[-2000:]}")
+                return 1
+            rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    _print_baseline(rows, args.threads)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as out:
+            json.dump({"machine": machine, "model": args.model, "rows": rows}, out, indent=2)
+    return 0
+
+
+def _child_engine(args: argparse.Namespace) -> int:
+    """One engine in this fresh process: load, warm up, time greedy replies; print JSON."""
+    threads = args.threads[0]
+    note = ""
+    started = time.perf_counter()
+    llm: Backend
+    if args.child_engine == "llama.cpp":
+        from companion.llm.llamacpp_backend import import_llama_cpp
+
+        import_llama_cpp()
+        imported = time.perf_counter()
+        entry = load_registry().get(args.model)
+        assert entry is not None
+        llm = LlamaCppLLM(gguf_path(entry), name=args.model, threads=threads)
+    else:
+        import_torch()
+        import transformers  # noqa: F401
+
+        imported = time.perf_counter()
+        extra: dict[str, Any] = {"quantize": args.quantize} if args.quantize else {}
+        try:
+            loaded = load_llm(args.model, threads=threads, **extra)
+        except TypeError:  # load_llm without the quantize option: try the backend's own
+            entry = load_registry().get(args.model)
+            assert entry is not None
+            try:
+                loaded = TransformersLLM.from_pretrained(
+                    fetch_model(entry), name=args.model, threads=threads, **extra
+                )
+            except TypeError:
+                note = f"quantize={args.quantize} not supported yet; "
+                loaded = load_llm(args.model, threads=threads)
+        assert isinstance(loaded, TransformersLLM)
+        llm = loaded
+        linear = {type(m).__name__ for m in llm.model.modules() if "Linear" in type(m).__name__}
+        note += "weights: " + "+".join(sorted(linear))
+    load_s = time.perf_counter() - imported
+    llm.reuse_prefix = False  # every run prefills the whole prompt
+    _timed_stream(llm, STORY, GenerationParams(max_tokens=8, temperature=0.0))  # warm-up
+    params = GenerationParams(max_tokens=args.new_tokens, temperature=0.0)
+    with _neighbours(args.busy):
+        runs = [_timed_stream(llm, STORY, params) for _ in range(args.repeat)]
+    row = {
+        "engine": args.child_engine,
+        "threads": threads,
+        "busy": args.busy,
+        "import_s": imported - started,
+        "load_s": load_s,
+        "prompt_tokens": len(llm.prompt_ids(STORY)),
+        "ttft_s": statistics.median(r["ttft_s"] for r in runs),
+        "tok_s": statistics.median(r["tok_s"] for r in runs),
+        "tokens": runs[0]["tokens"],
+        "rss_gb": _peak_rss_gb(),
+        "text": runs[0]["text"],
+        "note": note,
+    }
+    print(json.dumps(row))
+    return 0
+
+
+@contextlib.contextmanager
+def _neighbours(count: int) -> Iterator[None]:
+    """``count`` processes spinning one core each on numpy matmuls while the block runs."""
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+    }
+    procs = [subprocess.Popen([sys.executable, "-c", _BUSY], env=env) for _ in range(count)]
+    try:
+        if procs:
+            time.sleep(1.0)  # numpy imported, the loop running
+        yield
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+
+
+def _thread_list(text: str) -> list[int]:
+    values = [int(v) for v in text.split(",") if v.strip()]
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError("threads: positive integers, e.g. 2 or 2,1")
+    return values
+
+
+def _peak_rss_gb() -> float:
+    """This process's peak resident memory (VmHWM), in GB."""
+    with open("/proc/self/status", encoding="utf-8") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024 / 1e9
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+
+
+def _ram_gb() -> float:
+    try:
+        with open("/proc/meminfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024 / 1e9
+    except OSError:
+        pass
+    return 0.0
 
 
 # -- printing --------------------------------------------------------------------
@@ -394,6 +602,46 @@ def _print_speed(speed: dict[str, Any]) -> None:
     print(row("backend (stream)", speed["backend"]))
     print(row("model.generate()", speed["generate"]))
     print(f"decode speed, backend / generate: {speed['decode_ratio']:.3f} (target >= 0.95)")
+
+
+def _print_baseline(rows: list[dict[str, Any]], thread_counts: list[int]) -> None:
+    tokens = {r["engine"]: r["prompt_tokens"] for r in rows}
+    print("prompt tokens: " + ", ".join(f"{e} {n}" for e, n in tokens.items()))
+    print(
+        f"\n{'engine':<10}{'threads':>8}{'busy':>6}{'import s':>10}{'load s':>8}"
+        f"{'TTFT ms':>9}{'decode tok/s':>14}{'peak RSS GB':>13}  note"
+    )
+    for r in rows:
+        print(
+            f"{r['engine']:<10}{r['threads']:>8}{r['busy']:>6}{r['import_s']:>10.2f}"
+            f"{r['load_s']:>8.2f}{r['ttft_s'] * 1000:>9.0f}{r['tok_s']:>14.1f}"
+            f"{r['rss_gb']:>13.2f}  {r['note']}"
+        )
+    print()
+    for threads in thread_counts:
+        pair = {r["engine"]: r for r in rows if r["threads"] == threads}
+        ours, base = pair["ours"], pair["llama.cpp"]
+        speed = ours["tok_s"] / base["tok_s"]
+        rss = ours["rss_gb"] / base["rss_gb"]
+        same = _same_prefix(ours["text"], base["text"])
+        print(
+            f"ours / llama.cpp, {threads} thread(s): decode {speed:.2f}x "
+            f"(target >= 0.7: {'ok' if speed >= 0.7 else 'MISSED'}), "
+            f"peak RSS {rss:.2f}x (target <= 1.5: {'ok' if rss <= 1.5 else 'MISSED'}); "
+            f"greedy texts agree on {same} of {len(base['text'])} characters"
+        )
+    for engine in ENGINES:
+        by_threads = {r["threads"]: r["tok_s"] for r in rows if r["engine"] == engine}
+        if 1 in by_threads and len(by_threads) > 1:
+            others = ", ".join(
+                f"{t} threads {v / by_threads[1]:.2f}x" for t, v in by_threads.items() if t != 1
+            )
+            print(f"{engine}: decode vs 1 thread: {others}")
+
+
+def _same_prefix(a: str, b: str) -> int:
+    n = min(len(a), len(b))
+    return next((i for i in range(n) if a[i] != b[i]), n)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,331 @@
+"""The llama.cpp backend: a GGUF model run by llama-cpp-python, without torch.
+
+An optional alternative to :class:`~companion.llm.transformers_backend.TransformersLLM`
+with the same behaviour: it streams text on the calling thread, stops at the
+model's end-of-turn token, at ``max_tokens`` and just before a stop string,
+closing the iterator cancels, and the next prompt of a conversation only
+prefills what is new (llama.cpp keeps the key/value cache of the tokens it has
+evaluated and reuses their longest common prefix with the next prompt).
+
+The prompt is rendered with the chat template stored in the GGUF file (jinja2,
+sandboxed, as transformers renders it), so neither torch nor transformers is
+needed. llama.cpp allocates the whole key/value cache up front, so the context
+is capped at ``context_length`` tokens (default :data:`DEFAULT_CONTEXT`).
+
+One instance serves one conversation at a time; a lock serialises calls.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from companion.errors import ModelError, ModelNotFoundError
+from companion.llm.fetch import Progress, assemble, gguf_path, stderr_progress
+from companion.llm.registry import Registry
+from companion.llm.textstream import IncrementalDetokenizer, StopFilter, common_prefix_length
+from companion.llm.transformers_backend import (
+    _END_TOKENS,
+    GenerationStats,
+    StopReason,
+    fold_system_messages,
+)
+from companion.paths import models_dir
+from companion.types import GenerationParams, Message
+
+INSTALL_HINT = (
+    "the llama.cpp backend needs llama-cpp-python: "
+    "pip install 'companion[llamacpp]' (builds from source, ~6 min)"
+)
+#: Context window allocated when none is given (capped by the model's own).
+DEFAULT_CONTEXT = 4096
+
+
+class LlamaCppLLM:
+    """A chat model in a GGUF file, run by llama.cpp on the CPU.
+
+    ``threads`` sets llama.cpp's decode and prompt threads (default: all cores);
+    :meth:`set_threads` changes them between replies. ``reuse_prefix=False``
+    prefills every prompt from scratch (for comparison).
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        *,
+        name: str | None = None,
+        threads: int | None = None,
+        context_length: int | None = None,
+        reuse_prefix: bool = True,
+    ) -> None:
+        llama_cpp = import_llama_cpp()
+        path = Path(model_path)
+        if not path.is_file():
+            raise ModelError(f"no GGUF file at {path}")
+        threads = threads or os.cpu_count() or 1
+        try:
+            llama: Any = _open(llama_cpp, path, context_length or DEFAULT_CONTEXT, threads)
+            trained = int(llama._model.n_ctx_train())
+            if 0 < trained < llama.n_ctx():  # rare: a model trained on a shorter context
+                del llama
+                llama = _open(llama_cpp, path, trained, threads)
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"llama.cpp cannot load {path}: {_first_line(exc)}") from exc
+        template = llama.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise ModelError(f"{path} has no chat template; it is not a chat model")
+        self.name = name or path.stem
+        self.path = path
+        self.context_length: int = llama.n_ctx()
+        self.reuse_prefix = reuse_prefix
+        self.threads = threads
+        self.last_stats: GenerationStats | None = None
+        self._llama_cpp: Any = llama_cpp
+        self._llama = llama
+        self._template = _compile_template(template)
+        self._bos = _token_text(llama, llama.token_bos())
+        self._eos = _token_text(llama, llama.token_eos())
+        self._end_ids = self._end_token_ids()
+        self._lock = threading.Lock()
+        self._owner: int | None = None
+
+    # -- the LLM protocol -------------------------------------------------
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._tokenize(text))
+
+    def stream(self, messages: Sequence[Message], params: GenerationParams) -> Iterator[str]:
+        prompt = self.prompt_ids(messages, prefill=params.prefill)
+        if len(prompt) >= self.context_length:
+            raise ModelError(
+                f"the prompt takes {len(prompt)} tokens; {self.name} takes at most "
+                f"{self.context_length} here"
+            )
+        return self._generate(prompt, params)
+
+    # -- prompt -----------------------------------------------------------
+
+    def render_prompt(self, messages: Sequence[Message], *, prefill: str = "") -> str:
+        """The prompt text: the model's chat template, the generation prompt, then ``prefill``."""
+        from jinja2 import TemplateError
+
+        turns = [{"role": m.role, "content": m.content} for m in messages]
+        try:
+            text = self._render(turns)
+        except TemplateError as exc:
+            # Some templates refuse system messages: fold each into the next user message.
+            try:
+                text = self._render(fold_system_messages(turns))
+            except TemplateError as exc2:
+                raise ModelError(f"{self.name}'s chat template failed: {exc2}") from exc
+        return text + prefill
+
+    def prompt_ids(self, messages: Sequence[Message], *, prefill: str = "") -> list[int]:
+        """Token ids of :meth:`render_prompt` (the template already holds any BOS)."""
+        return self._tokenize(self.render_prompt(messages, prefill=prefill))
+
+    def reset(self) -> None:
+        """Forget the evaluated prefix; the next call prefills its whole prompt."""
+        with self._lock:
+            self._llama.reset()
+
+    def set_threads(self, threads: int) -> None:
+        """Use ``threads`` threads from the next evaluated token on (this instance only)."""
+        self._llama_cpp.llama_set_n_threads(self._llama.ctx, threads, threads)
+        self.threads = threads
+
+    # -- generation -------------------------------------------------------
+
+    def _generate(self, prompt: list[int], params: GenerationParams) -> Iterator[str]:
+        llama = self._llama
+        self._acquire()
+        reason: StopReason = "cancelled"
+        reused = generated = 0
+        started = time.perf_counter()
+        prefill_s = 0.0
+        tokens: Any = None
+        try:
+            if self.reuse_prefix:
+                # What Llama.generate keeps: the shared prefix, less one token to re-evaluate.
+                evaluated = llama.input_ids[: llama.n_tokens].tolist()
+                reused = min(common_prefix_length(evaluated, prompt), len(prompt) - 1)
+            else:
+                llama.reset()
+            greedy = params.temperature <= 0
+            llama.set_seed(
+                self._llama_cpp.LLAMA_DEFAULT_SEED if params.seed is None else params.seed
+            )
+            tokens = llama.generate(
+                prompt,
+                temp=0.0 if greedy else params.temperature,
+                top_p=params.top_p if 0 < params.top_p < 1 else 1.0,
+                top_k=0,
+                min_p=0.0,
+                repeat_penalty=1.0,
+            )
+            # With a prefill the reply continues text: decode it in context for the spacing.
+            detok = IncrementalDetokenizer(self._decode, prompt[-4:] if params.prefill else [])
+            stops = StopFilter(params.stop)
+            budget = min(params.max_tokens, self.context_length - len(prompt))
+            ending: StopReason = "length"
+            for token in tokens if budget > 0 else ():
+                if generated == 0:
+                    prefill_s = time.perf_counter() - started
+                if token in self._end_ids:
+                    ending = "eos"
+                    break
+                generated += 1
+                text = stops.push(detok.push(token))
+                if text:
+                    yield text
+                if stops.stopped or generated >= budget:
+                    break
+            if not stops.stopped:
+                tail = stops.push(detok.flush()) + stops.flush()
+                if tail:
+                    yield tail
+            reason = "stop" if stops.stopped else ending
+        finally:
+            if tokens is not None:
+                tokens.close()
+            self.last_stats = GenerationStats(
+                prompt_tokens=len(prompt),
+                reused_tokens=reused,
+                generated_tokens=generated,
+                prefill_seconds=prefill_s,
+                decode_seconds=time.perf_counter() - started - prefill_s,
+                stop_reason=reason,
+            )
+            self._release()
+
+    def _render(self, turns: list[dict[str, str]]) -> str:
+        return str(
+            self._template.render(
+                messages=turns,
+                add_generation_prompt=True,
+                bos_token=self._bos,
+                eos_token=self._eos,
+            )
+        )
+
+    def _tokenize(self, text: str) -> list[int]:
+        return list(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    def _decode(self, ids: Sequence[int]) -> str:
+        data: bytes = self._llama.detokenize(list(ids))
+        return data.decode("utf-8", errors="replace")
+
+    def _end_token_ids(self) -> frozenset[int]:
+        """The model's EOS and EOT ids and any end-of-turn token in its vocabulary."""
+        llama = self._llama
+        ids = {t for t in (llama.token_eos(), llama._model.token_eot()) if t >= 0}
+        # In ChatML, a new turn starting (<|im_start|>) means ours ended.
+        single = {t: self._tokenize(t) for t in (*_END_TOKENS, "<|im_start|>")}
+        ids.update(found[0] for found in single.values() if len(found) == 1)
+        if len(single["<|im_end|>"]) != 1 and len(single["<|im_start|>"]) == 1:
+            ids.discard(single["<|im_start|>"][0])  # only ChatML models end a turn at it
+        return frozenset(ids)
+
+    def _acquire(self) -> None:
+        me = threading.get_ident()
+        if not self._lock.acquire(blocking=False):
+            if self._owner == me:
+                raise ModelError(
+                    f"{self.name} is already generating a reply in this thread; "
+                    "close that reply's iterator before starting another"
+                )
+            self._lock.acquire()
+        self._owner = me
+
+    def _release(self) -> None:
+        self._owner = None
+        self._lock.release()
+
+
+def import_llama_cpp() -> Any:
+    """Import llama_cpp, or raise :class:`ModelError` with the install hint."""
+    try:
+        import llama_cpp
+    except ImportError as exc:
+        raise ModelError(INSTALL_HINT) from exc
+    return llama_cpp
+
+
+def open_llamacpp_llm(
+    target: str,
+    *,
+    registry: Registry,
+    threads: int | None = None,
+    progress: Progress | None = None,
+    cache: Path | None = None,
+) -> LlamaCppLLM:
+    """Load ``target`` (a registry name, a ``.gguf`` file, or a folder holding one) with llama.cpp.
+
+    A registry model's GGUF is downloaded and verified on first use (no conversion).
+    """
+    import_llama_cpp()  # fail before a download, not after
+    say = progress or (lambda _line: None)
+    entry = registry.get(target)
+    if entry is not None:
+        root = cache or models_dir()
+        path = gguf_path(entry, root)
+        if not (path.is_file() and path.stat().st_size == entry.size):
+            assemble(entry, root, progress=progress or stderr_progress)
+        say(f"loading {entry.name} with llama.cpp")
+        return LlamaCppLLM(path, name=entry.name, threads=threads)
+    path = Path(target).expanduser()
+    ggufs = sorted(path.glob("*.gguf")) if path.is_dir() else [path]
+    if len(ggufs) == 1 and ggufs[0].is_file() and ggufs[0].suffix.lower() == ".gguf":
+        say(f"loading {ggufs[0].name} with llama.cpp")
+        return LlamaCppLLM(ggufs[0], name=ggufs[0].stem, threads=threads)
+    tried = [
+        f"registry: no model named {target!r}",
+        f"{path}: not a .gguf file or a folder with one",
+    ]
+    raise ModelNotFoundError(f"llamacpp:{target}", tried=tried, available=registry.names())
+
+
+def _compile_template(source: str) -> Any:
+    """A chat template compiled as transformers compiles one (sandboxed, trimmed blocks)."""
+    from jinja2 import TemplateError
+    from jinja2.ext import loopcontrols
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    def raise_exception(message: str) -> None:
+        raise TemplateError(message)
+
+    def strftime_now(fmt: str) -> str:
+        return datetime.now().strftime(fmt)
+
+    env = ImmutableSandboxedEnvironment(
+        trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols]
+    )
+    env.globals["raise_exception"] = raise_exception
+    env.globals["strftime_now"] = strftime_now
+    try:
+        return env.from_string(source)
+    except TemplateError as exc:
+        raise ModelError(f"the model's chat template does not compile: {exc}") from exc
+
+
+def _token_text(llama: Any, token: int) -> str:
+    if token < 0:
+        return ""
+    data: bytes = llama.detokenize([token], special=True)
+    return data.decode("utf-8", errors="replace")
+
+
+def _open(llama_cpp: Any, path: Path, n_ctx: int, threads: int) -> Any:
+    return llama_cpp.Llama(
+        str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, verbose=False
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
