@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from companion.cli.commands import CommandContext, run_command
 from companion.config import Config, load_config
@@ -22,6 +22,9 @@ from companion.errors import CompanionError, InputError
 from companion.paths import data_dir
 from companion.reply import Reply
 from companion.types import Turn
+
+if TYPE_CHECKING:
+    from companion.voice.speaker import Speaker
 
 Reader = Callable[[str], str]
 
@@ -52,7 +55,13 @@ class ChatLoop:
     """Reads lines, runs commands or turns, prints replies as they stream."""
 
     def __init__(
-        self, companion: Companion, read: Reader, out: TextIO, err: TextIO, home: Path
+        self,
+        companion: Companion,
+        read: Reader,
+        out: TextIO,
+        err: TextIO,
+        home: Path,
+        speaker: Speaker | None = None,
     ) -> None:
         self.companion = companion
         self.read = read
@@ -60,22 +69,63 @@ class ChatLoop:
         self.err = err
         self.home = home
         self.interactive = out.isatty()
+        #: Reads replies aloud (``--speak``); a new reply cuts off the one still playing.
+        self.speaker = speaker
 
     def show(self, reply: Reply[Turn | None]) -> None:
         """Stream a reply; Ctrl-C stops it and keeps what was said."""
         self.out.write(f"{self.companion.persona.name}: ")
         self.out.flush()
         try:
-            for chunk in reply:
-                self.out.write(chunk)
-                self.out.flush()
+            if self.speaker is not None:
+                self._speak(reply)
+            else:
+                for chunk in reply:
+                    self.out.write(chunk)
+                    self.out.flush()
         except KeyboardInterrupt:
+            if self.speaker is not None and self.speaker.current is not None:
+                self.speaker.current.stop()
             reply.interrupt()
             self.out.write(" [stopped]")
         self.out.write("\n")
         self.out.flush()
         for note in reply.notes:
             print(f"(note: {note})", file=self.err)
+
+    def _printed(self, reply: Reply[Turn | None]) -> Iterator[str]:
+        chunks = iter(reply)
+        try:
+            for chunk in chunks:
+                self.out.write(chunk)
+                self.out.flush()
+                yield chunk
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+
+    def _speak(self, reply: Reply[Turn | None]) -> None:
+        # The text prints as it is generated and is spoken sentence by sentence
+        # meanwhile; the prompt comes back once the text is complete.
+        from companion.cli.voice import speak_reply
+
+        assert self.speaker is not None
+        speech = speak_reply(self.speaker, self.companion, self._printed(reply))
+        while not speech.wait_text(0.1):
+            pass
+        if speech.error is not None:
+            raise speech.error
+
+    def finish_speaking(self) -> None:
+        """Let the last reply be heard to the end (Ctrl-C stops it)."""
+        current = self.speaker.current if self.speaker is not None else None
+        if current is None:
+            return
+        try:
+            current.wait()
+        except KeyboardInterrupt:
+            current.stop()
 
     def run(self, *, greet: bool = True) -> int:
         if self.interactive:
@@ -129,10 +179,20 @@ def run_chat(args: argparse.Namespace) -> int:
     def progress(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
+    speaker: Speaker | None = None
+    if getattr(args, "speak", False) or getattr(args, "save_audio", None):
+        from companion.cli.voice import open_chat_voice
+
+        speaker = open_chat_voice(config, args.save_audio, sys.stderr)
     companion = Companion.open(config=config, progress=progress)
     try:
-        loop = ChatLoop(companion, make_reader(home), sys.stdout, sys.stderr, home)
-        return loop.run(greet=not args.no_greeting)
+        loop = ChatLoop(companion, make_reader(home), sys.stdout, sys.stderr, home, speaker)
+        try:
+            return loop.run(greet=not args.no_greeting)
+        finally:
+            loop.finish_speaking()
+            if speaker is not None:
+                speaker.device.close()
     finally:
         try:
             companion.close()

@@ -11,7 +11,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from companion.cli.doctor import add_doctor_parser
 from companion.cli.serve import add_serve_parser
+from companion.cli.voice import add_voice_parser
 from companion.errors import CompanionError
 
 
@@ -39,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--seed", type=int)
     chat.add_argument("--threads", type=int)
     chat.add_argument("--no-greeting", action="store_true", help="do not open with a greeting")
+    chat.add_argument("--speak", action="store_true", help="read her replies aloud")
+    chat.add_argument("--save-audio", metavar="DIR", dest="save_audio",
+                      help="write each reply as a WAV file (implies speaking them)")
 
     persona = sub.add_parser("persona", help="list, show, import or export personas")
     psub = persona.add_subparsers(dest="persona_command", metavar="ACTION", required=True)
@@ -83,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--user")
 
     add_serve_parser(sub, _add_common)
+    add_voice_parser(sub, _add_common)
+    add_doctor_parser(sub)
     return parser
 
 
@@ -112,6 +119,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from companion.cli.serve import run_serve
 
             return run_serve(args)
+        if args.command == "voice":
+            from companion.cli.voice import run_voice
+
+            return run_voice(args)
+        if args.command == "doctor":
+            from companion.cli.doctor import run_doctor
+
+            return run_doctor(args)
         build_parser().print_help()
         return 2
     except CompanionError as exc:

@@ -1,0 +1,200 @@
+"""``companion voice``: talk aloud. And ``companion chat --speak``: replies read aloud.
+
+``companion voice`` runs :class:`~companion.voice.loop.VoiceLoop` on the sound
+card, or, with ``--input-wav``, on a virtual device fed from WAV files (same
+code path), printing the conversation as it goes. With ``--output-dir`` the
+microphone and speaker tracks and a ``transcript.jsonl`` of the loop's events
+are written there. Without an audio device it says so in one line (exit 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from companion.config import Config
+from companion.errors import AudioError, CompanionError
+
+if TYPE_CHECKING:
+    from companion.dialog import Companion
+    from companion.voice.base import AudioDevice
+    from companion.voice.loop import Event
+    from companion.voice.speaker import Speaker, Speech
+
+
+def add_voice_parser(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    add_common: Callable[[argparse.ArgumentParser], None],
+) -> None:
+    voice = sub.add_parser("voice", help="talk aloud (microphone and speaker, or WAV files)")
+    add_common(voice)
+    voice.add_argument("--input-wav", nargs="+", metavar="FILE", dest="input_wav",
+                       help="WAV files to use as the microphone, one utterance each "
+                            "(no sound card needed)")
+    voice.add_argument("--output-dir", metavar="DIR", dest="output_dir",
+                       help="write mic.wav, speaker.wav (with --input-wav) and transcript.jsonl")
+    voice.add_argument("--save-audio", metavar="DIR", dest="save_audio",
+                       help="write each reply as a WAV file")
+    voice.add_argument("--tts", choices=("auto", "piper", "pyttsx3", "null"),
+                       help="speech engine (default: the config's tts)")
+    voice.add_argument("--push-to-talk", action="store_true", dest="push_to_talk",
+                       help="press Enter to talk and Enter again to stop (no voice detection)")
+    voice.add_argument("--half-duplex", action="store_true", dest="half_duplex",
+                       help="ignore the microphone while she speaks (no barge-in)")
+    voice.add_argument("--no-greeting", action="store_true", help="do not open with a greeting")
+    voice.add_argument("--speed", type=float, default=1.0,
+                       help="with --input-wav: run this many times faster than real time")
+    voice.add_argument("--temperature", type=float)
+    voice.add_argument("--max-tokens", type=int, dest="max_tokens")
+    voice.add_argument("--seed", type=int)
+    voice.add_argument("--threads", type=int,
+                       help="CPU threads for generation (default in voice mode: 1, leaving "
+                            "the other cores to speech recognition and synthesis)")
+
+
+def voice_config(config: Config) -> Config:
+    """Generation on one thread unless the user chose: two busy threads sharing a
+    core with recognition and synthesis make every token slower."""
+    return config if config.threads is not None else config.with_overrides(threads=1)
+
+
+def run_voice(args: argparse.Namespace) -> int:
+    from companion.cli.chat import config_from_args
+    from companion.dialog import Companion
+    from companion.voice.loop import VoiceLoop
+    from companion.voice.stt import load_stt
+    from companion.voice.talk import EnterToTalk, ScheduledTalk, TalkKey
+    from companion.voice.tts import load_tts
+    from companion.voice.vad import load_vad
+
+    config = voice_config(config_from_args(args))
+    if args.speed <= 0:
+        raise AudioError("--speed must be more than 0")
+    device = _open_device(args)
+    out_dir = Path(args.output_dir) if args.output_dir else None
+    log: TextIO | None = None
+    try:
+        tts = load_tts(args.tts or config.tts)
+        stt = load_stt(config.stt)
+        vad = load_vad()
+
+        def progress(message: str) -> None:
+            print(message, file=sys.stderr, flush=True)
+
+        companion = Companion.open(config=config, progress=progress)
+        try:
+            talk: TalkKey | None = None
+            if args.push_to_talk and args.input_wav:
+                placed = device.placed  # type: ignore[attr-defined]
+                talk = ScheduledTalk(lambda: placed, before=0.1, after=0.4)
+            elif args.push_to_talk:
+                print("(push-to-talk: press Enter to talk, Enter again to stop)", file=sys.stderr)
+                talk = EnterToTalk()
+            if out_dir is not None:
+                out_dir.mkdir(parents=True, exist_ok=True)
+                log = (out_dir / "transcript.jsonl").open("w", encoding="utf-8")
+            show = _printer(companion, sys.stdout, sys.stderr, log)
+            loop = VoiceLoop(companion, device, stt, tts, vad, push_to_talk=talk,
+                             half_duplex=args.half_duplex, on_event=show,
+                             save_dir=args.save_audio)
+            if not args.input_wav and not args.push_to_talk:
+                print("(listening: speak when you like; Ctrl-C to stop)", file=sys.stderr)
+            try:
+                loop.run(greet=not args.no_greeting)
+            except KeyboardInterrupt:  # what she had said is stored by run()
+                print(file=sys.stderr)
+            return 0
+        finally:
+            try:
+                companion.close()
+            except CompanionError as exc:
+                print(f"companion: warning: {exc}", file=sys.stderr)
+    except OSError as exc:
+        raise AudioError(f"cannot write to {out_dir}: {exc}") from exc
+    finally:
+        device.close()
+        if log is not None:
+            log.close()
+
+
+def _open_device(args: argparse.Namespace) -> AudioDevice:
+    from companion.voice.audio import Audio, read_wav
+    from companion.voice.devices import VirtualDevice, open_microphone
+
+    if not args.input_wav:
+        return open_microphone()
+    clips = [read_wav(path) for path in args.input_wav]
+    if not args.no_greeting:
+        # The device lets each clip after the first wait for her answer to the one
+        # before: a moment of silence first makes the first utterance wait for the greeting.
+        clips.insert(0, Audio.silence(0.05))
+    return VirtualDevice(clips, output_dir=args.output_dir, speed=args.speed)
+
+
+def _printer(
+    companion: Companion, out: TextIO, err: TextIO, log: TextIO | None
+) -> Callable[[Event], None]:
+    from companion.voice.loop import Heard, Notice, ReplyDone
+
+    def show(event: Event) -> None:
+        if isinstance(event, Heard):
+            print(f"you: {event.text}", file=out, flush=True)
+        elif isinstance(event, ReplyDone) and event.text:
+            mark = " [interrupted]" if event.interrupted else ""
+            print(f"{companion.persona.name}: {event.text}{mark}", file=out, flush=True)
+        elif isinstance(event, Notice):
+            print(f"({event.text})", file=err, flush=True)
+        if log is not None:
+            log.write(json.dumps(event_record(event)) + "\n")
+            log.flush()
+
+    return show
+
+
+def event_record(event: Event) -> dict[str, Any]:
+    """An event as a JSON-ready dict: ``{"event": "heard", ...its fields}``."""
+    name = "".join("_" + c.lower() if c.isupper() else c for c in type(event).__name__)
+    record: dict[str, Any] = {"event": name.lstrip("_")}
+    record.update(dataclasses.asdict(event))
+    return record
+
+
+# -- companion chat --speak ------------------------------------------------------
+
+
+def open_chat_voice(config: Config, save_audio: str | None, err: TextIO) -> Speaker | None:
+    """The speaker for ``chat --speak``; with no sound card or speech engine, one
+    notice and None (or, with ``save_audio``, a speaker that only writes WAVs)."""
+    from companion.voice.speaker import NoSpeaker, Speaker
+    from companion.voice.tts import load_tts
+
+    try:
+        tts = load_tts(config.tts)
+    except AudioError as exc:
+        print(f"(not speaking: {exc})", file=err)
+        return None
+    device: AudioDevice
+    try:
+        from companion.voice.devices import open_microphone
+
+        device = open_microphone()
+    except AudioError as exc:
+        reason = str(exc).split(";")[0]
+        if save_audio is None:
+            print(f"(not speaking: {reason})", file=err)
+            return None
+        print(f"(not speaking aloud: {reason}; replies are saved in {save_audio})", file=err)
+        device = NoSpeaker()
+    return Speaker(device, tts, save_dir=save_audio)
+
+
+def speak_reply(speaker: Speaker, companion: Companion, chunks: Iterator[str]) -> Speech:
+    """Start reading ``chunks`` aloud in the persona's voice and mood."""
+    from companion.voice.style import speech_style
+
+    return speaker.start(chunks, speech_style(companion.persona, companion.state))

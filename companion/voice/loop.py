@@ -1,0 +1,351 @@
+"""The voice conversation: listen, transcribe, answer aloud, listen again.
+
+:class:`VoiceLoop` consumes the device's duplex frames on the calling thread.
+Each frame goes through echo handling (:class:`~companion.voice.echo.EchoGuard`)
+to the end-of-turn detector (:class:`~companion.voice.endpoint.Endpointer`).
+A finished utterance is transcribed, given to :meth:`Companion.say`, and the
+reply is spoken by a :class:`~companion.voice.speaker.Speaker` while it is
+generated. Frames keep flowing while she speaks: if the user starts talking
+over her (barge-in), playback stops at once, the reply is stored as what was
+actually said (:meth:`Companion.cut_reply`), and what the user is saying
+becomes the next turn. The same code runs on a sound card and on
+:class:`~companion.voice.devices.VirtualDevice` (WAV files in and out).
+
+Progress is reported as :data:`Event` values to ``on_event``, with stream
+times (seconds since the stream began) for the latency figures.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from companion.dialog import Companion
+from companion.errors import InputError
+from companion.reply import Reply
+from companion.types import Turn
+from companion.voice.audio import Audio, Samples
+from companion.voice.base import STT, TTS, VAD, AudioDevice, Frame, SpeechStyle
+from companion.voice.echo import EchoGuard
+from companion.voice.endpoint import Endpointer, SpeechStart, Utterance
+from companion.voice.speaker import Speaker, Speech
+from companion.voice.talk import TalkKey
+
+# A transcript with no words, or only a bracketed sound tag ("[BLANK_AUDIO]",
+# "(coughs)", "*music*"), is noise: it is not worth a model call.
+_NOISE = re.compile(r"^[\W_]*$|^\s*[\[(*♪][^\])*♪]*[\])*♪]\s*$")
+
+
+def is_noise(text: str) -> bool:
+    """Whether a transcript holds no words (silence, a cough, a sound tag)."""
+    return bool(_NOISE.match(text))
+
+
+@dataclass(frozen=True, slots=True)
+class TurnTimes:
+    """Stream times (s) of one turn, from the user's last word to her first sound.
+
+    Stages that run off the stream (recognition, generation, synthesis) are
+    timed by the clock and placed on the stream at the device's speed.
+    """
+
+    speech_end: float
+    detected: float
+    transcribed: float
+    first_token: float | None = None
+    first_synthesized: float | None = None
+    first_queued: float | None = None
+    first_audio: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Heard:
+    """The user's turn, recognized: when their speech started and ended, when the
+    end of the turn was detected and when recognition finished (stream times)."""
+
+    text: str
+    started: float
+    ended: float
+    detected: float
+    transcribed: float
+
+
+@dataclass(frozen=True, slots=True)
+class Ignored:
+    """An utterance that held no words (nothing was asked of the model)."""
+
+    text: str
+    started: float
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyStarted:
+    time: float
+    greeting: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FirstAudio:
+    """Her first sample of a reply left the speaker."""
+
+    time: float
+    #: The turn's stage times (None for the greeting).
+    times: TurnTimes | None
+
+
+@dataclass(frozen=True, slots=True)
+class BargeIn:
+    """The user spoke over her: ``onset`` of their speech, when it was detected,
+    and when playback was stopped (all stream times)."""
+
+    onset: float
+    detected: float
+    stopped: float
+    spoken: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyDone:
+    """A reply ended and was stored: ``text`` as stored (None: nothing was said)."""
+
+    text: str | None
+    interrupted: bool
+    time: float
+    turn_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Something the user should know (e.g. the switch to half-duplex)."""
+
+    text: str
+
+
+Event = Heard | Ignored | ReplyStarted | FirstAudio | BargeIn | ReplyDone | Notice
+
+
+@dataclass
+class _Current:
+    """The reply being spoken."""
+
+    reply: Reply[Turn | None]
+    speech: Speech
+    greeting: bool
+    anchor_stream: float
+    anchor_clock: float
+    speech_end: float = 0.0
+    detected: float = 0.0
+    transcribed: float = 0.0
+    first_audio: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+class VoiceLoop:
+    """A spoken conversation with ``companion`` on ``device``.
+
+    ``push_to_talk``: a :class:`~companion.voice.talk.TalkKey` says when the
+    user holds the talk key; what the microphone hears meanwhile is one turn,
+    and pressing it while she speaks interrupts her. ``half_duplex``: the
+    microphone is ignored while she speaks (no barge-in). ``endpointer``
+    overrides the end-of-turn detector built on ``vad``.
+    """
+
+    def __init__(
+        self,
+        companion: Companion,
+        device: AudioDevice,
+        stt: STT,
+        tts: TTS,
+        vad: VAD,
+        *,
+        push_to_talk: TalkKey | None = None,
+        half_duplex: bool = False,
+        on_event: Callable[[Event], None] | None = None,
+        save_dir: Path | str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        endpointer: Endpointer | None = None,
+        style: Callable[[], SpeechStyle] | None = None,
+    ) -> None:
+        self.companion = companion
+        self.device = device
+        self.stt = stt
+        self.talk = push_to_talk
+        self.endpointer = endpointer or Endpointer(vad)
+        self.guard = EchoGuard(device.rate, half_duplex=half_duplex)
+        self._clock = clock
+        self.speaker = Speaker(device, tts, save_dir=save_dir, clock=clock)
+        self._style = style or self._persona_style
+        self._emit = on_event or (lambda _event: None)
+        speed = float(getattr(device, "speed", 1.0))
+        self._speed = speed if math.isfinite(speed) else 1.0
+        self._current: _Current | None = None
+        self._now = 0.0
+        self._noticed = ""
+        self._recording: list[Samples] | None = None
+        self._recording_start = 0.0
+        self.events: list[Event] = []
+
+    # -- running -------------------------------------------------------------
+
+    def run(self, *, greet: bool = True) -> None:
+        """Talk until the device's input ends (or Ctrl-C). A reply in progress at
+        the end is stopped and stored as far as it was spoken."""
+        try:
+            if greet:
+                self._start(self.companion.greet(), greeting=True)
+            for frame in self.device.frames():
+                self._frame(frame)
+            self._end_of_input()
+        finally:
+            if self._current is not None:
+                self._interrupt()
+
+    def _frame(self, frame: Frame) -> None:
+        rate = self.device.rate
+        self._now = frame.time + len(frame.mic) / rate
+        cur = self._current
+        if cur is not None and cur.first_audio is None and frame.played.any():
+            cur.first_audio = frame.time + int(np.argmax(frame.played != 0)) / rate
+            self._say(FirstAudio(cur.first_audio, None if cur.greeting else self._times(cur)))
+        samples, start = self.guard.process(frame, self.device.playing)
+        if self.guard.notice and self.guard.notice != self._noticed:
+            self._noticed = self.guard.notice
+            self._say(Notice(self.guard.notice))
+        if self.talk is not None:
+            self._push_to_talk(frame)
+        else:
+            for event in self.endpointer.push(samples, start):
+                if isinstance(event, SpeechStart):
+                    if self._current is not None and self.guard.barge_in:
+                        self._barge_in(event)
+                else:
+                    self._utterance(event)
+        self._check_reply()
+
+    def _end_of_input(self) -> None:
+        if self.talk is None:
+            for event in self.endpointer.flush():
+                if isinstance(event, Utterance):
+                    self._utterance(event)
+        elif self._recording is not None:
+            self._release()
+        self._check_reply()  # a reply still playing when the device ended is cut in run()
+
+    # -- turns ---------------------------------------------------------------
+
+    def _utterance(self, utterance: Utterance) -> None:
+        if self._current is not None:  # they kept talking before she made a sound
+            self._interrupt()
+        detected, clock = self._now, self._clock()
+        text = self.stt.transcribe(utterance.audio).text.strip()
+        transcribed = detected + (self._clock() - clock) * self._speed
+        if is_noise(text):
+            self._say(Ignored(text, utterance.started))
+            return
+        try:
+            reply = self.companion.say(text)
+        except InputError:
+            self._say(Ignored(text, utterance.started))
+            return
+        self._say(Heard(text, utterance.started, utterance.ended, detected, transcribed))
+        cur = self._start(reply, greeting=False, anchor=(detected, clock))
+        cur.speech_end = utterance.ended
+        cur.detected = detected
+        cur.transcribed = transcribed
+
+    def _start(
+        self,
+        reply: Reply[Turn | None],
+        *,
+        greeting: bool,
+        anchor: tuple[float, float] | None = None,
+    ) -> _Current:
+        stream, clock = anchor or (self._now, self._clock())
+        speech = self.speaker.start(reply, self._style())
+        self._current = _Current(reply, speech, greeting, stream, clock)
+        self._say(ReplyStarted(self._now, greeting))
+        return self._current
+
+    def _check_reply(self) -> None:
+        cur = self._current
+        if cur is None or not cur.speech.done:
+            return
+        self._current = None
+        if cur.speech.error is not None:
+            raise cur.speech.error
+        turn = cur.reply.result
+        self._say(ReplyDone(turn.content if turn else None, False, self._now,
+                            turn.id if turn else None))
+
+    def _barge_in(self, start: SpeechStart) -> None:
+        self._interrupt(onset=start.time)
+
+    def _interrupt(self, *, onset: float | None = None) -> None:
+        """Stop her now and store what she said; ``onset``: the user's speech that cut in."""
+        cur = self._current
+        assert cur is not None
+        self._current = None
+        stopped = self._now
+        cur.speech.stop()
+        spoken = cur.speech.spoken_text()
+        turn = self.companion.cut_reply(cur.reply, spoken)
+        if onset is not None:
+            self._say(BargeIn(onset, stopped, stopped, spoken))
+        self._say(ReplyDone(turn.content if turn else None, True, self._now,
+                            turn.id if turn else None))
+
+    # -- push-to-talk --------------------------------------------------------
+
+    def _push_to_talk(self, frame: Frame) -> None:
+        assert self.talk is not None
+        held = self.talk.held(frame.time)
+        if held and self._recording is None:
+            if self._current is not None:
+                self._interrupt(onset=frame.time)
+            self._recording = []
+            self._recording_start = frame.time
+        if held and self._recording is not None:
+            self._recording.append(frame.mic)
+        elif not held and self._recording is not None:
+            self._release()
+
+    def _release(self) -> None:
+        assert self._recording is not None
+        samples = np.concatenate(self._recording) if self._recording else np.zeros(0, np.float32)
+        self._recording = None
+        audio = Audio(samples.astype(np.float32, copy=False), self.device.rate)
+        self._utterance(Utterance(audio, self._recording_start, self._now))
+
+    # -- helpers -------------------------------------------------------------
+
+    def _persona_style(self) -> SpeechStyle:
+        from companion.voice.style import speech_style
+
+        return speech_style(self.companion.persona, self.companion.state)
+
+    def _times(self, cur: _Current) -> TurnTimes:
+        def on_stream(clock: float | None) -> float | None:
+            if clock is None:
+                return None
+            return cur.anchor_stream + (clock - cur.anchor_clock) * self._speed
+
+        t = cur.speech.times
+        return TurnTimes(
+            speech_end=cur.speech_end,
+            detected=cur.detected,
+            transcribed=cur.transcribed,
+            first_token=on_stream(t.first_chunk),
+            first_synthesized=on_stream(t.first_synthesized),
+            first_queued=on_stream(t.first_queued),
+            first_audio=cur.first_audio,
+        )
+
+    def _say(self, event: Event) -> None:
+        self.events.append(event)
+        self._emit(event)
