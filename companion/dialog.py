@@ -133,7 +133,9 @@ class Companion:
         if model is None or isinstance(model, str):
             from companion.llm.loader import load_llm
 
-            llm: LLM = load_llm(config.model, threads=config.threads, progress=progress)
+            llm: LLM = load_llm(
+                config.model, threads=config.threads, progress=progress, quantize=config.quantize
+            )
         else:
             llm = model
         store = Store.open(home_dir / "companion.db")

@@ -97,7 +97,9 @@ def run_serve(args: argparse.Namespace) -> int:
     sock = listen(args.host, args.port)
     llm: Any = None
     try:
-        llm = load_llm(config.model, threads=config.threads, progress=_progress)
+        llm = load_llm(
+            config.model, threads=config.threads, progress=_progress, quantize=config.quantize
+        )
         remote = isinstance(llm, OpenAIChatLLM)
         settings = ServeSettings(
             token=token,

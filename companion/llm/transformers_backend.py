@@ -21,11 +21,15 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from companion.errors import ModelError
+from companion.llm.kvshift import MIN_MATCH, find_continuation, rotary_inv_freq, shift_cache
 from companion.llm.textstream import IncrementalDetokenizer, StopFilter, common_prefix_length
 from companion.types import GenerationParams, Message
+
+if TYPE_CHECKING:
+    from companion.llm.quantize import Method
 
 StopReason = Literal["eos", "stop", "length", "cancelled"]
 
@@ -85,6 +89,7 @@ class TransformersLLM:
         )
         self._cache: Any = None
         self._cache_ids: list[int] = []
+        self._inv_freq: Any = False  # RoPE frequencies for window shifts; found on first use
         self._lock = threading.Lock()
         self._owner: int | None = None
 
@@ -99,11 +104,20 @@ class TransformersLLM:
         local_files_only: bool = True,
         device: str | None = None,
         reuse_prefix: bool = True,
+        quantize: str = "auto",
+        cpu_quantize: str | None = None,
+        cache: Path | None = None,
     ) -> TransformersLLM:
         """Load a model folder, a hub id (from the local cache unless told otherwise) or a GGUF.
 
         ``device`` defaults to CUDA when torch has it (in bfloat16), else the CPU
         (in float32, the fastest CPU dtype without native bfloat16 support).
+        ``quantize`` ("auto", "none", "int8", "int4") picks low-bit weights for the
+        CPU (see :mod:`companion.llm.quantize`); "auto" is ``cpu_quantize`` (the
+        registry's recommendation) or int8 on the CPU and "none" on a GPU. Only a
+        local folder of safetensors is quantized (a hub id or GGUF file under
+        "auto" loads in full precision); the quantized copy is cached under
+        ``cache`` (default: :func:`companion.paths.models_dir`).
         Raises :class:`ModelError` when torch or transformers is missing or the
         model has no chat template, and transformers' own ``OSError`` when the files
         cannot be found, so that a caller can try the next place.
@@ -121,6 +135,8 @@ class TransformersLLM:
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+        folder = Path(source) if gguf_file is None else None
+        method = _quantize_method(quantize, cpu_quantize, device, folder)
         kwargs: dict[str, Any] = {"local_files_only": local_files_only}
         if gguf_file is not None:
             kwargs["gguf_file"] = gguf_file
@@ -129,7 +145,13 @@ class TransformersLLM:
         hf_logging.disable_progress_bar()
         try:
             tokenizer: Any = AutoTokenizer.from_pretrained(str(source), **kwargs)
-            model: Any = AutoModelForCausalLM.from_pretrained(str(source), dtype=dtype, **kwargs)
+            if method != "none" and folder is not None:
+                from companion.llm.quantize import load_quantized
+                from companion.paths import models_dir
+
+                model, _ = load_quantized(folder, method, cache=cache or models_dir())
+            else:
+                model = AutoModelForCausalLM.from_pretrained(str(source), dtype=dtype, **kwargs)
         finally:
             if bars:
                 hf_logging.enable_progress_bar()
@@ -256,10 +278,30 @@ class TransformersLLM:
         if keep <= 0 or self._cache.get_seq_length() != len(self._cache_ids):
             self._new_cache()
             return 0
+        shifted = self._shift(prompt, keep) if drop > MIN_MATCH else 0
+        if shifted:
+            return keep + shifted
         if drop > 0:
             self._cache.crop(-drop)  # a negative count removes tokens in 4.x and 5.x alike
             del self._cache_ids[keep:]
         return keep
+
+    def _shift(self, prompt: list[int], keep: int) -> int:
+        """When ``prompt`` is the cached prompt with a stretch cut out after ``keep``
+        (the history window moved on), evict that stretch and move the rest back
+        (see :mod:`companion.llm.kvshift`); return how many more tokens are reused."""
+        if self._inv_freq is False:
+            self._inv_freq = rotary_inv_freq(self.model)
+        if self._inv_freq is None:
+            return 0
+        cut_end, length = find_continuation(self._cache_ids, prompt, keep)
+        length = min(length, len(prompt) - 1 - keep)
+        if length < MIN_MATCH:
+            return 0
+        if not shift_cache(self._cache, keep, cut_end, length, self._inv_freq):
+            return 0
+        self._cache_ids = self._cache_ids[:keep] + self._cache_ids[cut_end : cut_end + length]
+        return length
 
     def _forward(self, ids: list[int]) -> Any:
         """Run ``ids`` through the model on top of the cache; return the last position's logits."""
@@ -355,6 +397,21 @@ def import_torch() -> Any:
     import torch
 
     return torch
+
+
+def _quantize_method(
+    quantize: str, cpu_quantize: str | None, device: str, folder: Path | None
+) -> Method:
+    """The weights to load: "none", "int8" or "int4" (see :func:`quantize.resolve_method`)."""
+    from companion.llm.quantize import resolve_method
+
+    local = folder is not None and folder.is_dir() and any(folder.glob("*.safetensors"))
+    method = resolve_method(quantize, device=device.split(":")[0], recommended=cpu_quantize)
+    if method != "none" and not local:
+        if quantize == "auto":
+            return "none"
+        raise ModelError(f"{quantize} weights need a local folder of safetensors weights")
+    return method
 
 
 def _end_token_ids(model: Any, tokenizer: Any) -> frozenset[int]:

@@ -1,0 +1,110 @@
+"""Low-bit weights (companion.llm.quantize) on small random layers: no model needed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from companion.errors import ModelError
+
+torch = pytest.importorskip("torch")
+quantize = pytest.importorskip("companion.llm.quantize")
+
+
+def test_auto_is_the_recommendation_on_the_cpu_and_full_precision_on_a_gpu() -> None:
+    assert quantize.resolve_method("auto", device="cpu", recommended="int4") == "int4"
+    assert quantize.resolve_method("auto", device="cpu") == quantize.CPU_DEFAULT
+    assert quantize.resolve_method("auto", device="cuda") == "none"
+    assert quantize.resolve_method("none", device="cuda") == "none"
+    assert quantize.resolve_method("int8", device="cpu") == "int8"
+    with pytest.raises(ModelError, match="for the CPU"):
+        quantize.resolve_method("int4", device="cuda")
+    with pytest.raises(ModelError, match="one of"):
+        quantize.resolve_method("int3", device="cpu")
+
+
+def test_int8_linear_matches_float_within_rounding() -> None:
+    torch.manual_seed(0)
+    weight, bias = torch.randn(96, 64), torch.randn(96)
+    x = torch.randn(2, 3, 64)
+    q, scales = quantize.quantize_int8(weight)
+    layer = quantize.Int8Linear(q, scales.to(torch.bfloat16), bias)
+    expected = torch.nn.functional.linear(x, weight, bias)
+    got = layer(x)
+    assert got.shape == expected.shape and got.dtype == torch.float32
+    assert (got - expected).abs().mean() / expected.abs().mean() < 0.02
+
+
+def test_int4_is_exact_on_weights_that_are_already_4_bit() -> None:
+    """A group's minimum and maximum are kept exactly: GGUF Q4 weights survive."""
+    torch.manual_seed(0)
+    n, k = 64, 2 * quantize.GROUP_SIZE
+    levels = torch.randint(0, 16, (n, k)).float()
+    levels[:, 0], levels[:, 1] = 0, 15  # every group spans the full range
+    levels[:, quantize.GROUP_SIZE], levels[:, quantize.GROUP_SIZE + 1] = 0, 15
+    weight = levels * 0.25 - 1.0  # bf16-exact scale and zero
+    packed, sz = quantize.quantize_int4(weight)
+    layer = quantize.Int4Linear(packed, sz, None, in_features=k)
+    x = torch.eye(k)  # bf16-exact inputs: the output is the weight, transposed
+    assert torch.equal(layer(x), weight.t())
+
+
+def test_int4_linear_matches_float_within_4_bit_rounding() -> None:
+    torch.manual_seed(0)
+    weight = torch.randn(128, 4 * quantize.GROUP_SIZE)
+    x = torch.randn(5, weight.shape[1])
+    packed, sz = quantize.quantize_int4(weight)
+    got = quantize.Int4Linear(packed, sz, None, in_features=weight.shape[1])(x)
+    expected = x @ weight.t()
+    assert (got - expected).abs().mean() / expected.abs().mean() < 0.12
+
+
+def test_int8_embedding_reads_dequantized_rows() -> None:
+    torch.manual_seed(0)
+    table = torch.randn(50, 16)
+    q, scales = quantize.quantize_int8(table)
+    rows = quantize.Int8Embedding(q, scales)(torch.tensor([[3, 7, 3]]))
+    assert rows.shape == (1, 3, 16)
+    assert torch.allclose(rows[0], table[[3, 7, 3]], atol=float(scales.max()))
+
+
+def test_safetensors_reader_round_trips(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {
+        "a": torch.randn(3, 4),
+        "b": torch.arange(6, dtype=torch.int8).reshape(2, 3),
+        "c": torch.randn(5).to(torch.bfloat16),
+    }
+    save_file(tensors, str(tmp_path / "x.safetensors"), metadata={"kinds": "{}"})
+    back = dict(quantize.read_safetensors(tmp_path / "x.safetensors"))
+    assert back.keys() == tensors.keys()
+    assert all(torch.equal(back[k], v) for k, v in tensors.items())
+
+
+def test_big_tables_are_quantized_in_row_blocks_with_the_same_result() -> None:
+    torch.manual_seed(0)
+    weight = torch.randn(quantize._ROWS + 320, 2 * quantize.GROUP_SIZE)
+    x = torch.randn(3, weight.shape[1])
+    packed, sz = quantize.quantize_int4(weight)
+    got = quantize.Int4Linear(packed, sz, None, in_features=weight.shape[1])(x)
+    expected = x @ weight.t()
+    assert (got - expected).abs().mean() / expected.abs().mean() < 0.12
+    q, scales = quantize.quantize_int8(weight)
+    assert torch.allclose(q.float() * scales[:, None], weight, atol=float(scales.max()))
+
+
+def test_written_copies_read_back_with_safetensors(tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    tensors = {
+        "w": torch.randint(-127, 127, (4, 6), dtype=torch.int8),
+        "s": torch.randn(4).to(torch.bfloat16),
+        "p": torch.randint(0, 255, (3, 2), dtype=torch.uint8),
+    }
+    path = tmp_path / "q" / "x.safetensors"
+    quantize._write_atomic(path, tensors, {"kinds": "{}"})
+    back = load_file(str(path))
+    assert all(torch.equal(back[k], v) for k, v in tensors.items())
+    assert dict(quantize.read_safetensors(path)).keys() == tensors.keys()
