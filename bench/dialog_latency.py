@@ -71,6 +71,8 @@ def main() -> int:
     ap.add_argument("--max-tokens", type=int, default=48)
     ap.add_argument("--threads", type=int)
     ap.add_argument("--quantize", help="auto, none, int8 or int4 (default: the config's)")
+    ap.add_argument("--decode-threads", type=int,
+                    help="threads for decoding after the prefill (default: the same)")
     ap.add_argument("--no-reuse", action="store_true", help="prefill every prompt in full")
     args = ap.parse_args()
 
@@ -82,10 +84,13 @@ def main() -> int:
     started = time.perf_counter()
     llm = load_llm(args.model, threads=args.threads, **extra)  # type: ignore[arg-type]
     print(f"model: {args.model} loaded in {time.perf_counter() - started:.1f} s")
+    if args.decode_threads:
+        llm.decode_threads = args.decode_threads  # type: ignore[attr-defined]
     if args.no_reuse:
         llm.reuse_prefix = False  # type: ignore[attr-defined]
     home = Path(tempfile.mkdtemp(prefix="dialog-latency-"))
     ttfts: list[float] = []
+    decoded = decode_s = 0.0
     print(f"{'turn':>4} {'ttft ms':>8} {'prefill ms':>10} {'prompt':>7} {'reused':>7} "
           f"{'prefill':>8}  reply")
     with Companion.open(user="Theo", model=llm, home=home, temperature=0.0,
@@ -101,10 +106,15 @@ def main() -> int:
             prompt = stats.prompt_tokens if stats else 0
             reused = stats.reused_tokens if stats else 0
             ttfts.append(ttft)
+            if stats:
+                decoded += max(stats.generated_tokens - 1, 0)
+                decode_s += stats.decode_seconds
             said = (first + rest).replace("\n", " ")[:60]
             pre_ms = stats.prefill_seconds * 1000 if stats else 0.0
             print(f"{i:>4} {ttft * 1000:>8.0f} {pre_ms:>10.0f} {prompt:>7} {reused:>7} "
                   f"{prompt - reused:>8}  {said}")
+    if decode_s:
+        print(f"decode: {decoded / decode_s:.1f} tok/s over all turns")
     late = ttfts[9:]
     if len(ttfts) >= 20:
         print(f"turn 20 TTFT: {ttfts[19] * 1000:.0f} ms (target <= 300 ms)")

@@ -78,6 +78,11 @@ class TransformersLLM:
         self.reuse_prefix = reuse_prefix
         self.context_length = _context_length(model, tokenizer)
         self.last_stats: GenerationStats | None = None
+        #: Threads for the token-by-token decode (None: the same as the prefill).
+        #: A one-token step is too small to split well, and waking a second
+        #: thread for each of the ~100 small matmuls of a step costs more than it
+        #: saves on a small CPU; the prefill's big matmuls still use them all.
+        self.decode_threads: int | None = None
         self._torch = torch
         self._device = next(model.parameters()).device
         self._end_ids = _end_token_ids(model, tokenizer)
@@ -159,13 +164,18 @@ class TransformersLLM:
         model.eval()
         if not tokenizer.chat_template:
             raise ModelError(f"{source} has no chat template; it is not a chat model")
-        return cls(
+        llm = cls(
             model,
             tokenizer,
             name=name or Path(str(source)).name,
             threads=threads,
             reuse_prefix=reuse_prefix,
         )
+        if device == "cpu" and method != "none" and torch.get_num_threads() <= 2:
+            # Measured on 2 cores (bench/dialog_latency.py --decode-threads):
+            # low-bit decode steps run faster on one thread; prefill keeps both.
+            llm.decode_threads = 1
+        return llm
 
     # -- the LLM protocol -------------------------------------------------
 
@@ -221,6 +231,7 @@ class TransformersLLM:
         self._acquire()
         reason: StopReason = "cancelled"
         reused = generated = 0
+        prefill_threads = torch.get_num_threads()
         started = time.perf_counter()
         prefill_s = 0.0
         try:
@@ -228,6 +239,9 @@ class TransformersLLM:
                 reused = self._reuse(prompt)
                 logits = self._forward(prompt[reused:])
                 prefill_s = time.perf_counter() - started
+                prefill_threads = torch.get_num_threads()
+                if self.decode_threads is not None:
+                    torch.set_num_threads(self.decode_threads)
                 rng = torch.Generator(device=self._device)
                 if params.seed is None:
                     rng.seed()
@@ -258,6 +272,8 @@ class TransformersLLM:
                         yield tail
                 reason = "stop" if stops.stopped else ending
         finally:
+            if self.decode_threads is not None:
+                torch.set_num_threads(prefill_threads)
             self.last_stats = GenerationStats(
                 prompt_tokens=len(prompt),
                 reused_tokens=reused,
