@@ -225,3 +225,20 @@ def test_dates_follow_the_time_zone_of_now() -> None:
     assert fact.text == "User has an interview on Monday 2026-11-30."
     [fact] = extract("I have an interview tomorrow", late.astimezone(UTC))
     assert fact.text == "User has an interview on Tuesday 2026-12-01."
+
+
+def test_a_weekday_in_the_past_tense_is_the_last_one() -> None:
+    from datetime import date
+
+    from companion.memory.dates import find_when
+    from companion.memory.grammar import third_person
+
+    today = date(2026, 11, 24)  # a Tuesday
+    went = find_when("I went to the beach on Sunday", today)
+    assert went is not None and went.day == date(2026, 11, 22) and not went.future
+    visited = find_when("I visited my mom on Monday", today)
+    assert visited is not None and visited.day == date(2026, 11, 23)
+    plan = find_when("I have an interview on Tuesday", today)
+    assert plan is not None and plan.day == date(2026, 12, 1) and plan.future
+    assert third_person("I went to the beach") == "User went to the beach"
+    assert third_person("I wrote a letter") == "User wrote a letter"

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -250,13 +249,21 @@ def test_voice_cli_without_a_device_says_so_in_one_line(companion_home: Path) ->
     assert "--input-wav" in lines[0] and "Traceback" not in out.stderr
 
 
-def test_threads_is_one_in_voice_mode_unless_set() -> None:
-    from companion.cli.voice import voice_config
+def test_voice_mode_decodes_on_one_thread_unless_set() -> None:
+    from types import SimpleNamespace
+
+    from companion.cli.voice import voice_config, voice_decoding
     from companion.config import Config
 
-    assert voice_config(Config()).threads == 1
+    assert voice_config(Config()).threads is None  # the prefill keeps every core
+    assert voice_config(Config(model="llamacpp:smollm2-135m-instruct")).threads == 1
     assert voice_config(Config(threads=3)).threads == 3
-    assert threading.active_count() >= 1
+    llm = SimpleNamespace(decode_threads=None)
+    voice_decoding(llm, Config())
+    assert llm.decode_threads == 1
+    pinned = SimpleNamespace(decode_threads=None)
+    voice_decoding(pinned, Config(threads=2))
+    assert pinned.decode_threads is None
 
 
 def test_chat_speak_without_a_device_notes_it_and_saves_the_replies(

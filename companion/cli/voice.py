@@ -53,14 +53,25 @@ def add_voice_parser(
     voice.add_argument("--max-tokens", type=int, dest="max_tokens")
     voice.add_argument("--seed", type=int)
     voice.add_argument("--threads", type=int,
-                       help="CPU threads for generation (default in voice mode: 1, leaving "
-                            "the other cores to speech recognition and synthesis)")
+                       help="CPU threads for generation (default: all for reading the prompt, "
+                            "one for writing the reply while speech is synthesized)")
 
 
 def voice_config(config: Config) -> Config:
-    """Generation on one thread unless the user chose: two busy threads sharing a
-    core with recognition and synthesis make every token slower."""
-    return config if config.threads is not None else config.with_overrides(threads=1)
+    """llama.cpp generates on one thread unless the user chose: its two threads
+    sharing a core with recognition and synthesis make every token slower
+    (bench/generation.py --baseline --busy 1). The torch backend keeps its
+    threads for the prefill (recognition is over by then) and decodes on one
+    thread while synthesis runs: see :func:`voice_decoding`."""
+    if config.threads is None and config.model.startswith("llamacpp:"):
+        return config.with_overrides(threads=1)
+    return config
+
+
+def voice_decoding(llm: object, config: Config) -> None:
+    """Decode token by token on one thread while speech is synthesized beside it."""
+    if config.threads is None and hasattr(llm, "decode_threads"):
+        llm.decode_threads = 1
 
 
 def run_voice(args: argparse.Namespace) -> int:
@@ -87,6 +98,7 @@ def run_voice(args: argparse.Namespace) -> int:
             print(message, file=sys.stderr, flush=True)
 
         companion = Companion.open(config=config, progress=progress)
+        voice_decoding(companion.llm, config)
         try:
             talk: TalkKey | None = None
             if args.push_to_talk and args.input_wav:

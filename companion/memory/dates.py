@@ -7,7 +7,9 @@ the day after), weekdays (``on``/``this``/``next``), this/next week, weekend,
 month and year, ``in N days/weeks/months``, ``March 3rd``, ``3 March``,
 ``the 3rd of March``, with or without a year, and ISO dates.
 
-Conventions: a bare or ``this`` weekday is its next occurrence after today; ``next
+Conventions: a bare or ``this`` weekday is its next occurrence after today (its
+last one before today when the sentence is in the past tense: "I went to the
+beach on Sunday"); ``next
 Tuesday`` is the Tuesday of next week (Monday to Sunday). A month and day
 without a year is the next such day from today on.
 """
@@ -157,12 +159,24 @@ def _resolve(kind: str, m: re.Match[str], today: date) -> tuple[str, date] | Non
     raise AssertionError(kind)  # pragma: no cover - every kind is handled above
 
 
+def _past_tense(text: str) -> bool:
+    from companion.memory.grammar import PAST_VERBS
+
+    words = re.findall(r"[a-z']+", text.lower())
+    return any(w in PAST_VERBS or (w.endswith("ed") and len(w) > 4) for w in words)
+
+
 def find_when(text: str, today: date) -> When | None:
     """The first date phrase in ``text`` (earliest, then longest), resolved."""
     found: list[When] = []
+    past = _past_tense(text)
     for kind, pattern in _PATTERNS:
         for m in pattern.finditer(text):
             resolved = _resolve(kind, m, today)
+            if resolved is not None and past and kind == "weekday":
+                phrase, day = resolved
+                before = day - timedelta(days=7)
+                resolved = on_day(before, m.groupdict().get("part")), before
             if resolved is not None:
                 phrase, day = resolved
                 found.append(When(m.start(), m.end(), phrase, day, day >= today))

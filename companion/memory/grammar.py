@@ -123,7 +123,15 @@ def clean_object(phrase: str, *, place: bool = False) -> str | None:
 
 _UNCHANGED = word_set(
     """will would can could should must might may shall did didn't was wasn't had hadn't
-    can't cannot won't wouldn't couldn't shouldn't used"""
+    can't cannot won't wouldn't couldn't shouldn't used
+    went were got saw made met came took spent ate wrote bought left told said felt
+    found thought knew gave ran sang swam drove flew fell lost won sold sent kept slept
+    heard taught brought caught began became broke chose forgot paid read built"""
+)
+#: Verbs in the simple past that tell a date phrase points back in time.
+PAST_VERBS = _UNCHANGED - word_set(
+    "will would can could should must might may shall can't cannot won't wouldn't couldn't "
+    "shouldn't"
 )
 _IRREGULAR = {"am": "is", "'m": "is", "’m": "is", "have": "has", "do": "does", "go": "goes",
               "don't": "doesn't", "don’t": "doesn't", "are": "is", "'ve": "has", "’ve": "has",
