@@ -82,7 +82,10 @@ def run_engine(engine: str, args: argparse.Namespace, llm: Any) -> tuple[list[An
     home = Path(tempfile.mkdtemp(prefix="voice-latency-"))
     with Companion.open(user="theo", model=llm, home=home, temperature=0.0,
                         max_tokens=args.max_tokens) as c:
-        loop = VoiceLoop(c, device, load_stt(), load_tts(args.tts), load_vad(),
+        from companion.cli.voice import STT_THREADS, voice_decoding
+
+        voice_decoding(llm, c.config)
+        loop = VoiceLoop(c, device, load_stt(threads=STT_THREADS), load_tts(args.tts), load_vad(),
                          on_event=events.append)
         loop.run(greet=False)
     device.close()
