@@ -105,7 +105,7 @@ def main() -> int:
     ap.add_argument("--tts", default="piper", help="her voice")
     ap.add_argument("--turns", type=int, default=len(UTTERANCES))
     ap.add_argument("--max-tokens", type=int, default=40)
-    ap.add_argument("--threads", type=int, default=1, help="generation threads (voice uses 1)")
+    ap.add_argument("--threads", type=int, help="generation threads (default: as companion voice)")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args()
 
@@ -114,7 +114,7 @@ def main() -> int:
     print(f"machine: {machine()}")
     t0 = time.perf_counter()
     llm = load_llm(args.model, threads=args.threads)
-    print(f"model: {args.model}, {args.threads} generation thread(s), "
+    print(f"model: {args.model}, generation threads {args.threads or 'default'}, "
           f"loaded in {time.perf_counter() - t0:.1f} s; her voice: {args.tts}")
     stages = ("end of turn", "STT", "first token", "1st sentence synth", "first audio out")
     for engine in args.engines.split(","):

@@ -95,7 +95,10 @@ class Speech:
         self._style = style
         self._save_to = save_to
         self._clock = clock
-        self._chunker = SentenceChunker()
+        # Her first words are spoken after at most ~8 of them are written (cut at
+        # a comma when there is one): at ~10 tokens/s a whole first sentence
+        # would keep her silent for a second or two.
+        self._chunker = SentenceChunker(first_max_chars=FIRST_CHUNK_CHARS)
         self._iter: Iterator[str] = iter(chunks)
         self._lock = threading.Lock()
         self._stopped = threading.Event()
@@ -324,6 +327,10 @@ class NoSpeaker:
 class _Heard:
     played_seconds: float
     done: bool = True
+
+
+#: Longest first piece of a reply sent to synthesis (see SentenceChunker).
+FIRST_CHUNK_CHARS = 48
 
 
 class Speaker:
