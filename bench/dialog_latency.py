@@ -14,8 +14,6 @@ prefilled. The target (issue 6): turn 20's first token in at most 300 ms.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -23,6 +21,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from memory_common import machine  # noqa: E402
 
 SCRIPT = [
     "Hi! My name is Theo, I'm a letter writer and I live in Los Angeles.",
@@ -52,18 +53,6 @@ SCRIPT = [
 ]
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, {platform.python_version()}"
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="qwen2.5-coder-0.5b-instruct")
@@ -79,7 +68,7 @@ def main() -> int:
     from companion import Companion
     from companion.llm.loader import load_llm
 
-    print(f"machine: {machine()}")
+    print(machine())
     extra = {"quantize": args.quantize} if args.quantize else {}
     started = time.perf_counter()
     llm = load_llm(args.model, threads=args.threads, **extra)  # type: ignore[arg-type]

@@ -22,8 +22,6 @@ plus the recognizer's word error rate on the same utterances. The target
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -32,6 +30,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from memory_common import machine  # noqa: E402
 
 UTTERANCES = [
     "Hi Samantha, my name is Theo.",
@@ -45,18 +46,6 @@ UTTERANCES = [
     "Do you remember where my sister lives?",
     "Thank you, that really helps.",
 ]
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
 def pct(values: list[float], q: float) -> float:
@@ -111,7 +100,7 @@ def main() -> int:
 
     from companion.llm.loader import load_llm
 
-    print(f"machine: {machine()}")
+    print(machine())
     t0 = time.perf_counter()
     llm = load_llm(args.model, threads=args.threads)
     print(f"model: {args.model}, generation threads {args.threads or 'default'}, "

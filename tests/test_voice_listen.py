@@ -20,8 +20,9 @@ from voicedata import speech
 from companion.errors import AudioError
 from companion.voice.audio import MIC_RATE, Audio, read_wav
 from companion.voice.base import STT, VAD, AudioDevice
-from companion.voice.devices import VirtualDevice, list_devices, open_microphone
+from companion.voice.devices import VirtualDevice
 from companion.voice.endpoint import Endpointer, SpeechStart, Utterance
+from companion.voice.soundcard import list_devices, open_microphone
 from companion.voice.stt import FakeSTT, FasterWhisperSTT, load_stt
 from companion.voice.vad import EnergyVAD, SileroVAD, load_vad
 from companion.voice.wer import corpus_wer, wer

@@ -143,7 +143,8 @@ def run_voice(args: argparse.Namespace) -> int:
 
 def _open_device(args: argparse.Namespace) -> AudioDevice:
     from companion.voice.audio import Audio, read_wav
-    from companion.voice.devices import VirtualDevice, open_microphone
+    from companion.voice.devices import VirtualDevice
+    from companion.voice.soundcard import open_microphone
 
     if not args.input_wav:
         return open_microphone()
@@ -199,7 +200,7 @@ def open_chat_voice(config: Config, save_audio: str | None, err: TextIO) -> Spea
         return None
     device: AudioDevice
     try:
-        from companion.voice.devices import open_microphone
+        from companion.voice.soundcard import open_microphone
 
         device = open_microphone()
     except AudioError as exc:

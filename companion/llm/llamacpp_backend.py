@@ -28,12 +28,12 @@ from typing import Any
 from companion.errors import ModelError, ModelNotFoundError
 from companion.llm.fetch import Progress, assemble, gguf_path, stderr_progress
 from companion.llm.registry import Registry
+from companion.llm.template import render_chat
 from companion.llm.textstream import IncrementalDetokenizer, StopFilter, common_prefix_length
 from companion.llm.transformers_backend import (
     _END_TOKENS,
     GenerationStats,
     StopReason,
-    fold_system_messages,
 )
 from companion.paths import models_dir
 from companion.types import GenerationParams, Message
@@ -112,18 +112,7 @@ class LlamaCppLLM:
 
     def render_prompt(self, messages: Sequence[Message], *, prefill: str = "") -> str:
         """The prompt text: the model's chat template, the generation prompt, then ``prefill``."""
-        from jinja2 import TemplateError
-
-        turns = [{"role": m.role, "content": m.content} for m in messages]
-        try:
-            text = self._render(turns)
-        except TemplateError as exc:
-            # Some templates refuse system messages: fold each into the next user message.
-            try:
-                text = self._render(fold_system_messages(turns))
-            except TemplateError as exc2:
-                raise ModelError(f"{self.name}'s chat template failed: {exc2}") from exc
-        return text + prefill
+        return render_chat(self._render, messages, self.name) + prefill
 
     def prompt_ids(self, messages: Sequence[Message], *, prefill: str = "") -> list[int]:
         """Token ids of :meth:`render_prompt` (the template already holds any BOS)."""

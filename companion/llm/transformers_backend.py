@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from companion.errors import ModelError
 from companion.llm.kvshift import MIN_MATCH, find_continuation, rotary_inv_freq, shift_cache
+from companion.llm.template import fold_system_messages as fold_system_messages
+from companion.llm.template import render_chat
 from companion.llm.textstream import IncrementalDetokenizer, StopFilter, common_prefix_length
 from companion.types import GenerationParams, Message
 
@@ -195,24 +197,14 @@ class TransformersLLM:
 
     def render_prompt(self, messages: Sequence[Message], *, prefill: str = "") -> str:
         """The prompt text: the model's chat template, the generation prompt, then ``prefill``."""
-        from jinja2 import TemplateError
-
-        turns = [{"role": m.role, "content": m.content} for m in messages]
-        try:
-            text = self.tokenizer.apply_chat_template(
-                turns, tokenize=False, add_generation_prompt=True
-            )
-        except TemplateError as exc:
-            # Some templates refuse system messages (or any after the first):
-            # fold each into the user message that follows it.
-            folded = fold_system_messages(turns)
-            try:
-                text = self.tokenizer.apply_chat_template(
-                    folded, tokenize=False, add_generation_prompt=True
+        def render(turns: list[dict[str, str]]) -> str:
+            return str(
+                self.tokenizer.apply_chat_template(
+                    turns, tokenize=False, add_generation_prompt=True
                 )
-            except TemplateError as exc2:
-                raise ModelError(f"{self.name}'s chat template failed: {exc2}") from exc
-        return str(text) + prefill
+            )
+
+        return render_chat(render, messages, self.name) + prefill
 
     def prompt_ids(self, messages: Sequence[Message], *, prefill: str = "") -> list[int]:
         """Token ids of :meth:`render_prompt` (the template already holds any BOS)."""
@@ -380,25 +372,6 @@ class TransformersLLM:
     def _release(self) -> None:
         self._owner = None
         self._lock.release()
-
-
-def fold_system_messages(turns: list[dict[str, str]]) -> list[dict[str, str]]:
-    """The same conversation with no system role: each system message is put in
-    front of the next user message (or becomes a user message of its own when
-    none follows), for chat templates that only take user and assistant turns."""
-    out: list[dict[str, str]] = []
-    pending: list[str] = []
-    for turn in turns:
-        if turn["role"] == "system":
-            pending.append(turn["content"])
-            continue
-        if turn["role"] == "user" and pending:
-            turn = {"role": "user", "content": "\n\n".join([*pending, turn["content"]])}
-            pending = []
-        out.append(turn)
-    if pending:
-        out.append({"role": "user", "content": "\n\n".join(pending)})
-    return out
 
 
 def import_torch() -> Any:

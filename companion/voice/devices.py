@@ -1,17 +1,16 @@
-"""Audio devices: the virtual one (WAV files in and out) and the sound card.
+"""Audio devices: the speaker queue they share, and the virtual device (WAV in and out).
 
-Both implement :class:`~companion.voice.base.AudioDevice` with the same speaker
-queue: :meth:`play` queues a clip, and each block of the stream takes the next
+The sound card is in :mod:`companion.voice.soundcard`. Both implement
+:class:`~companion.voice.base.AudioDevice` with the same speaker queue:
+:meth:`play` queues a clip, and each block of the stream takes the next
 ``block`` samples of it, so every :class:`~companion.voice.base.Frame` pairs the
 microphone block with exactly what the speaker played meanwhile.
 
 - :class:`VirtualDevice` (``companion voice --input-wav``) plays WAV
   utterances into a simulated microphone in real time (or faster), optionally
   with a speaker-to-microphone echo, and records both tracks.
-- :class:`SoundDeviceDuplex` is one full-duplex sounddevice stream: a single
-  callback reads the microphone block and fills the speaker block.
-  :func:`open_microphone` opens it and turns PortAudio failures into one
-  :class:`~companion.errors.AudioError` line.
+- :class:`~companion.voice.soundcard.SoundDeviceDuplex` is one full-duplex
+  sounddevice stream.
 
 One thread consumes :meth:`frames` (the listener); :meth:`play` and
 :meth:`stop_playback` may be called from another (the speaker).
@@ -20,22 +19,19 @@ One thread consumes :meth:`frames` (the listener); :meth:`play` and
 from __future__ import annotations
 
 import math
-import queue
 import threading
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from companion.errors import AudioError
 from companion.voice.audio import MIC_RATE, Audio, Samples, write_wav
 from companion.voice.base import Frame, Playback
 
 #: What to tell a user without a working microphone.
-_TRY_VIRTUAL = "try: companion voice --input-wav FILE --output-dir DIR"
+TRY_VIRTUAL = "try: companion voice --input-wav FILE --output-dir DIR"
 
 
 class _Clip:
@@ -56,7 +52,7 @@ class _Clip:
         return self.pos / self.rate
 
 
-class _Speaker:
+class SpeakerQueue:
     """The playback queue shared by both devices; every method is thread-safe."""
 
     def __init__(self, rate: int) -> None:
@@ -191,7 +187,7 @@ class VirtualDevice:
         self._tail = round(tail_s * self.rate)
         self._reply_timeout = round(reply_timeout_s * self.rate)
         self.turn_taking = turn_taking
-        self._speaker = _Speaker(self.rate)
+        self._speaker = SpeakerQueue(self.rate)
         self._echo_gain = echo_gain
         self._ir = _echo_path(self.rate, echo_delay_ms, echo_decay_ms, seed)
         self._noise = noise
@@ -345,140 +341,3 @@ class _Schedule:
         if not self.d._inputs:  # a speaker only: ends tail_s after the last sound
             return now - self.idle_since >= self.d._tail
         return self._wait_over(now, self.d._tail)
-
-
-class SoundDeviceDuplex:
-    """The sound card as one full-duplex sounddevice stream (16 kHz mono float32).
-
-    The stream's callback takes the microphone block and fills the speaker
-    block from the playback queue, so ``Frame.played`` is sample-aligned with
-    ``Frame.mic`` up to the acoustic path. Frames wait in a queue for
-    :meth:`frames`; if the reader falls more than ``max_queued_s`` behind, the
-    oldest are dropped and counted in :attr:`dropped`.
-    """
-
-    def __init__(
-        self,
-        device: int | str | None = None,
-        *,
-        rate: int = MIC_RATE,
-        block: int = 512,
-        max_queued_s: float = 10.0,
-    ) -> None:
-        sd = _sounddevice()
-        self.rate = rate
-        self.block = block
-        self._speaker = _Speaker(rate)
-        self._queue: queue.Queue[Frame | None] = queue.Queue()
-        self._max_queued = max(1, round(max_queued_s * rate / block))
-        self._n = 0
-        #: Blocks PortAudio reported as over/underflowed, and blocks dropped unread.
-        self.xruns = 0
-        self.dropped = 0
-        self._closed = False
-        try:
-            self._stream: Any = sd.Stream(
-                device=device,
-                samplerate=rate,
-                blocksize=block,
-                channels=1,
-                dtype="float32",
-                callback=self._callback,
-            )
-            self._stream.start()
-        except (sd.PortAudioError, ValueError) as exc:
-            raise AudioError(
-                f"cannot open audio device {device or 'default'}: {_one_line(exc)}; {_TRY_VIRTUAL}"
-            ) from exc
-
-    def _callback(self, indata: Any, outdata: Any, frames: int, _time: Any, status: Any) -> None:
-        played = self._speaker.pull(frames)
-        outdata[:, 0] = played
-        if status:
-            self.xruns += 1
-        frame = Frame(indata[:, 0].astype(np.float32, copy=True), played, self._n / self.rate)
-        self._n += frames
-        if self._queue.qsize() >= self._max_queued:
-            try:
-                self._queue.get_nowait()
-                self.dropped += 1
-            except queue.Empty:
-                pass
-        self._queue.put(frame)
-
-    def frames(self) -> Iterator[Frame]:
-        while True:
-            frame = self._queue.get()
-            if frame is None:
-                return
-            yield frame
-
-    def play(self, audio: Audio) -> Playback:
-        return self._speaker.play(audio)
-
-    def stop_playback(self) -> None:
-        self._speaker.stop()
-
-    @property
-    def playing(self) -> bool:
-        return self._speaker.playing
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._speaker.stop()
-        try:
-            self._stream.stop()
-            self._stream.close()
-        finally:
-            self._queue.put(None)
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
-
-
-def _sounddevice() -> Any:
-    """The sounddevice module, or an :class:`AudioError` saying what to install."""
-    try:
-        import sounddevice
-    except ImportError as exc:
-        raise AudioError(
-            f"sounddevice is not installed (pip install 'companion[voice]'); {_TRY_VIRTUAL}"
-        ) from exc
-    except OSError as exc:  # raised at import when libportaudio is missing
-        raise AudioError(
-            f"PortAudio is missing (apt-get install libportaudio2); {_TRY_VIRTUAL}"
-        ) from exc
-    return sounddevice
-
-
-def open_microphone(
-    device: int | str | None = None, *, rate: int = MIC_RATE, block: int = 512
-) -> SoundDeviceDuplex:
-    """The sound card's microphone and speaker as one duplex stream.
-
-    Raises :class:`AudioError` (one line, suggesting ``--input-wav``) when
-    PortAudio is missing, no input device exists, or the device cannot open.
-    """
-    sd = _sounddevice()
-    try:
-        sd.query_devices(device, kind="input")
-    except (sd.PortAudioError, ValueError) as exc:
-        what = f"audio input device {device!r}" if device is not None else "audio input device"
-        raise AudioError(f"no {what} found; {_TRY_VIRTUAL}") from exc
-    return SoundDeviceDuplex(device, rate=rate, block=block)
-
-
-def list_devices() -> list[str]:
-    """The sound devices PortAudio sees, one line each (empty when there are none)."""
-    sd = _sounddevice()
-    try:
-        devices = sd.query_devices()
-    except sd.PortAudioError as exc:
-        raise AudioError(f"cannot list audio devices: {_one_line(exc)}") from exc
-    return [
-        f"{d['index']}: {d['name']} ({d['max_input_channels']} in, {d['max_output_channels']} out)"
-        for d in devices
-    ]
