@@ -91,7 +91,10 @@ def speakable(text: str) -> str:
     text = _EMOJI.sub(" ", text)
     text = _EMOTICON.sub(" ", text)
     text = re.sub(r"[*`#~|<>]|(?<!\w)_+|_+(?!\w)", " ", text)
-    return _tidy(_join_lines(text))
+    # Joining lines can close a bracket or parenthesis opened on an earlier line.
+    text = _join_lines(text)
+    text = _BRACKET.sub(" ", _PAREN.sub(_parenthetical, text))
+    return _tidy(text)
 
 
 def _site(match: re.Match[str]) -> str:
