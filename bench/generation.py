@@ -498,7 +498,7 @@ def _child_engine(args: argparse.Namespace) -> int:
                 loaded = load_llm(args.model, threads=threads)
         assert isinstance(loaded, TransformersLLM)
         llm = loaded
-        linear = {type(m).__name__ for m in llm.model.modules() if "Linear" in type(m).__name__}
+        linear = set(llm.weight_kinds())
         note += "weights: " + "+".join(sorted(linear))
     load_s = time.perf_counter() - imported
     llm.reuse_prefix = False  # every run prefills the whole prompt

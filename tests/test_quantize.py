@@ -44,20 +44,36 @@ def test_int4_is_exact_on_weights_that_are_already_4_bit() -> None:
     levels[:, 0], levels[:, 1] = 0, 15  # every group spans the full range
     levels[:, quantize.GROUP_SIZE], levels[:, quantize.GROUP_SIZE + 1] = 0, 15
     weight = levels * 0.25 - 1.0  # bf16-exact scale and zero
-    packed, sz = quantize.quantize_int4(weight)
-    layer = quantize.Int4Linear(packed, sz, None, in_features=k)
-    x = torch.eye(k)  # bf16-exact inputs: the output is the weight, transposed
-    assert torch.equal(layer(x), weight.t())
+    packed, scales, mins = quantize.quantize_int4(weight)
+    assert torch.equal(quantize.dequantize_int4(packed, scales, mins), weight)
+    layer = quantize.Int4Linear(packed, scales, mins, None)
+    x = torch.eye(k)  # the output is the weight, transposed
+    assert torch.allclose(layer(x), weight.t(), atol=1e-5)
 
 
 def test_int4_linear_matches_float_within_4_bit_rounding() -> None:
     torch.manual_seed(0)
     weight = torch.randn(128, 4 * quantize.GROUP_SIZE)
     x = torch.randn(5, weight.shape[1])
-    packed, sz = quantize.quantize_int4(weight)
-    got = quantize.Int4Linear(packed, sz, None, in_features=weight.shape[1])(x)
+    packed, scales, mins = quantize.quantize_int4(weight)
+    got = quantize.Int4Linear(packed, scales, mins, None)(x)
     expected = x @ weight.t()
     assert (got - expected).abs().mean() / expected.abs().mean() < 0.12
+
+
+def test_int4_linear_without_the_native_kernels_dequantizes_in_torch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from companion.llm import native
+
+    torch.manual_seed(0)
+    weight, bias = torch.randn(40, 2 * quantize.GROUP_SIZE), torch.randn(40)
+    packed, scales, mins = quantize.quantize_int4(weight)
+    layer = quantize.Int4Linear(packed, scales, mins, bias)
+    x = torch.randn(3, weight.shape[1])
+    exact = torch.nn.functional.linear(x, quantize.dequantize_int4(packed, scales, mins), bias)
+    monkeypatch.setattr(native, "kernels", lambda: None)
+    assert torch.allclose(layer(x), exact, atol=1e-5)
 
 
 def test_int8_embedding_reads_dequantized_rows() -> None:
@@ -87,8 +103,8 @@ def test_big_tables_are_quantized_in_row_blocks_with_the_same_result() -> None:
     torch.manual_seed(0)
     weight = torch.randn(quantize._ROWS + 320, 2 * quantize.GROUP_SIZE)
     x = torch.randn(3, weight.shape[1])
-    packed, sz = quantize.quantize_int4(weight)
-    got = quantize.Int4Linear(packed, sz, None, in_features=weight.shape[1])(x)
+    packed, scales, mins = quantize.quantize_int4(weight)
+    got = quantize.Int4Linear(packed, scales, mins, None)(x)
     expected = x @ weight.t()
     assert (got - expected).abs().mean() / expected.abs().mean() < 0.12
     q, scales = quantize.quantize_int8(weight)

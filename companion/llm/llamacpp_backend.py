@@ -21,14 +21,13 @@ import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from companion.errors import ModelError, ModelNotFoundError
 from companion.llm.fetch import Progress, assemble, gguf_path, stderr_progress
 from companion.llm.registry import Registry
-from companion.llm.template import render_chat
+from companion.llm.template import compile_chat_template, render_chat
 from companion.llm.textstream import IncrementalDetokenizer, StopFilter, common_prefix_length
 from companion.llm.transformers_backend import (
     _END_TOKENS,
@@ -87,7 +86,7 @@ class LlamaCppLLM:
         self.last_stats: GenerationStats | None = None
         self._llama_cpp: Any = llama_cpp
         self._llama = llama
-        self._template = _compile_template(template)
+        self._template = compile_chat_template(template)
         self._bos = _token_text(llama, llama.token_bos())
         self._eos = _token_text(llama, llama.token_eos())
         self._end_ids = self._end_token_ids()
@@ -277,29 +276,6 @@ def open_llamacpp_llm(
         f"{path}: not a .gguf file or a folder with one",
     ]
     raise ModelNotFoundError(f"llamacpp:{target}", tried=tried, available=registry.names())
-
-
-def _compile_template(source: str) -> Any:
-    """A chat template compiled as transformers compiles one (sandboxed, trimmed blocks)."""
-    from jinja2 import TemplateError
-    from jinja2.ext import loopcontrols
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-    def raise_exception(message: str) -> None:
-        raise TemplateError(message)
-
-    def strftime_now(fmt: str) -> str:
-        return datetime.now().strftime(fmt)
-
-    env = ImmutableSandboxedEnvironment(
-        trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols]
-    )
-    env.globals["raise_exception"] = raise_exception
-    env.globals["strftime_now"] = strftime_now
-    try:
-        return env.from_string(source)
-    except TemplateError as exc:
-        raise ModelError(f"the model's chat template does not compile: {exc}") from exc
 
 
 def _token_text(llama: Any, token: int) -> str:

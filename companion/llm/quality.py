@@ -94,7 +94,7 @@ def token_agreement(candidate: TransformersLLM, continuations: Sequence[Continua
     with torch.inference_mode():
         for c in continuations:
             ids = list(c.prompt) + list(c.tokens)
-            logits = candidate.model(input_ids=torch.tensor([ids])).logits[0]
+            logits = candidate.sequence_logits(ids)
             # the logits at position i predict token i + 1
             picks = logits[len(c.prompt) - 1 : len(ids) - 1].argmax(dim=-1).tolist()
             same = [int(a) == b for a, b in zip(picks, c.tokens, strict=True)]
@@ -122,7 +122,7 @@ def perplexity(llm: TransformersLLM, text: str, *, window: int = 1024) -> float:
             chunk = ids[start : start + window + 1]
             if len(chunk) < 2:
                 break
-            logits = llm.model(input_ids=torch.tensor([chunk[:-1]])).logits[0].float()
+            logits = llm.sequence_logits(chunk[:-1])
             targets = torch.tensor(chunk[1:])
             loss = torch.nn.functional.cross_entropy(logits, targets, reduction="sum")
             nll += float(loss)

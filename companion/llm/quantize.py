@@ -4,20 +4,19 @@ Decoding one token reads every weight once, so on a CPU its speed is set by the
 bytes of weights read. The converted models are float32; this module replaces
 each ``nn.Linear`` (the tied output layer included) with one that keeps
 
-- ``int8``: one signed byte per weight and a scale per output row, multiplied by
-  ``aten._weight_int8pack_mm``;
-- ``int4``: 4-bit weights with a scale and offset per group of 32 inputs (the
-  layout of GGUF's Q4_1 / Q4_K sub-blocks, so a GGUF-sourced model loses almost
-  nothing more), multiplied by ``aten._weight_int4pack_mm_for_cpu``.
+- ``int8``: one signed byte per weight and a scale per output row;
+- ``int4``: GGUF's Q4_1 layout, 4-bit weights with a float16 scale and minimum
+  per block of 32 inputs (a Q4_1 GGUF source comes back exactly); the output
+  layer keeps int8, as GGUF's own Q4 mixes keep it at 6-8 bits.
 
-Both kernels take bfloat16 activations (their float32 paths are 5-10x slower):
-a quantized layer casts its input to bfloat16 and its output back, so the rest
-of the model (norms, attention, the cache) stays in float32. The input
-embedding becomes int8 rows with a scale each (a lookup dequantizes only the
-rows it reads); with int8 the tied output layer shares those bytes. These are
-the kernels torchao's CPU int4/int8 weight-only tensors call; calling them from
-plain modules avoids a tensor-subclass dispatch per layer per token (it matters
-at 200+ layers per token) and lets the quantized copy be a plain safetensors file.
+The input embedding becomes int8 rows with a scale each (a lookup dequantizes
+only the rows it reads); the tied output layer shares those bytes. Int8 layers
+run on ``aten._weight_int8pack_mm`` (bfloat16 activations) in the transformers
+forward; int4 layers, and both in :mod:`companion.llm.lean`'s forward, run on
+the native AVX2 kernels (:mod:`companion.llm.native`: activations quantized to
+int8 blocks, byte multiply-adds), with a pure-torch fallback elsewhere.
+Plain modules rather than tensor subclasses avoid a dispatch per layer per
+token and let the quantized copy be a plain safetensors file.
 
 The quantized copy is built from the float32 safetensors one tensor at a time
 (peak memory: the quantized model plus one float32 tensor, not a full float32
@@ -49,7 +48,7 @@ CHOICES = ("auto", "none", "int8", "int4")
 #: Inputs per int4 group (scale and offset each).
 GROUP_SIZE = 32
 #: Bumped when the on-disk layout changes, so older cached copies are rebuilt.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 #: Rows quantized at once (a multiple of the int4 packing's row blocks).
 _ROWS = 4096
 #: On the CPU when neither the caller nor the registry says otherwise.
@@ -102,35 +101,48 @@ class Int8Linear(nn.Module):
 
 
 class Int4Linear(nn.Module):
-    """``y = x @ W.T + b`` with ``W`` in 4-bit groups of :data:`GROUP_SIZE`, packed for the CPU."""
+    """``y = x @ W.T + b`` with ``W`` in 4-bit blocks of :data:`GROUP_SIZE` inputs.
+
+    GGUF's Q4_1 layout: ``qweight`` uint8 ``[N, K/2]`` (block byte ``j`` holds input
+    ``j`` in its low nibble and ``j + 16`` in its high one), ``scales`` and
+    ``mins`` float16 ``[N, K/32]``; a weight is ``scale * q + min``, q in 0..15.
+    Multiplied by the native kernel (:mod:`companion.llm.native`) where it runs,
+    else by dequantizing in torch (correct, slower).
+    """
 
     qweight: torch.Tensor
-    scales_and_zeros: torch.Tensor
+    scales: torch.Tensor
+    mins: torch.Tensor
     bias: torch.Tensor | None
 
     def __init__(
         self,
         qweight: torch.Tensor,
-        scales_and_zeros: torch.Tensor,
+        scales: torch.Tensor,
+        mins: torch.Tensor,
         bias: torch.Tensor | None,
-        *,
-        in_features: int,
     ):
         super().__init__()
-        self.in_features = in_features
-        self.out_features = scales_and_zeros.shape[1]
+        self.out_features = qweight.shape[0]
+        self.in_features = qweight.shape[1] * 2
         self.register_buffer("qweight", qweight)
-        self.register_buffer("scales_and_zeros", scales_and_zeros)
+        self.register_buffer("scales", scales)
+        self.register_buffer("mins", mins)
         self.register_buffer("bias", bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        flat = x.reshape(-1, self.in_features).to(torch.bfloat16)
-        y = torch.ops.aten._weight_int4pack_mm_for_cpu(
-            flat, self.qweight, GROUP_SIZE, self.scales_and_zeros
-        ).to(x.dtype)
-        if self.bias is not None:
-            y = y + self.bias
-        out: torch.Tensor = y.reshape(*x.shape[:-1], self.out_features)
+        from companion.llm.native import kernels
+
+        flat = x.reshape(-1, self.in_features).float().contiguous()
+        native = kernels()
+        bias = None if self.bias is None else self.bias.float().contiguous()
+        if native is not None and flat.device.type == "cpu":
+            y = native.q4_linear(flat, self, bias, torch.get_num_threads())
+        else:
+            y = nn.functional.linear(
+                flat, dequantize_int4(self.qweight, self.scales, self.mins), bias
+            )
+        out: torch.Tensor = y.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
         return out
 
 
@@ -166,25 +178,46 @@ def quantize_int8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return q, scales
 
 
-def quantize_int4(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Asymmetric 4-bit per group: ``(packed uint8 [N, K/2], scales_and_zeros bf16 [K/g, N, 2])``.
+def quantize_int4(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Asymmetric 4-bit blocks of 32 (:class:`Int4Linear`'s layout): ``(qweight, scales, mins)``.
 
-    The kernel computes ``w = (q - 8) * scale + zero``; with ``scale = (max - min) / 15``
-    and ``zero = min + 8 * scale`` a group's minimum and maximum are exact.
+    ``scale = (max - min) / 15`` and ``min`` in float16, so a block's minimum is
+    exact and weights that were already Q4_1 (a GGUF source) come back unchanged.
     """
-    packed, sz = [], []
-    for start in range(0, weight.shape[0], _ROWS):  # the packing is per block of rows
-        w = weight[start : start + _ROWS].float()
-        n, k = w.shape
-        groups = w.reshape(n, k // GROUP_SIZE, GROUP_SIZE)
-        low = groups.amin(dim=-1, keepdim=True)
-        high = groups.amax(dim=-1, keepdim=True)
-        scale = ((high - low) / 15).clamp(min=1e-8)
-        q = torch.round((groups - low) / scale).clamp(0, 15).to(torch.int32).reshape(n, k)
-        packed.append(torch.ops.aten._convert_weight_to_int4pack_for_cpu(q, 1))
-        zero = low + 8 * scale
-        sz.append(torch.cat([scale, zero], dim=-1).transpose(0, 1).to(torch.bfloat16))
-    return torch.cat(packed), torch.cat(sz, dim=1).contiguous()
+    n, k = weight.shape
+    packed = torch.empty((n, k // 2), dtype=torch.uint8)
+    scales = torch.empty((n, k // GROUP_SIZE), dtype=torch.float16)
+    mins = torch.empty((n, k // GROUP_SIZE), dtype=torch.float16)
+    for start in range(0, n, _ROWS):  # bounded temporaries for big tables
+        groups = weight[start : start + _ROWS].float().reshape(-1, k // GROUP_SIZE, GROUP_SIZE)
+        low = groups.amin(dim=-1).to(torch.float16)
+        scale = ((groups.amax(dim=-1) - low.float()) / 15).to(torch.float16)
+        step = scale.float().unsqueeze(-1)
+        q = (
+            torch.where(
+                step > 0,
+                torch.round((groups - low.float().unsqueeze(-1)) / step.clamp(min=1e-30)),
+                0.0,
+            )
+            .clamp(0, 15)
+            .to(torch.uint8)
+        )
+        half = GROUP_SIZE // 2
+        rows = slice(start, start + groups.shape[0])
+        packed[rows] = (q[..., :half] | (q[..., half:] << 4)).reshape(groups.shape[0], k // 2)
+        scales[rows], mins[rows] = scale, low
+    return packed, scales, mins
+
+
+def dequantize_int4(
+    qweight: torch.Tensor, scales: torch.Tensor, mins: torch.Tensor
+) -> torch.Tensor:
+    """The float32 weights of an :class:`Int4Linear`."""
+    n = qweight.shape[0]
+    blocks = qweight.reshape(n, -1, GROUP_SIZE // 2)
+    q = torch.cat([blocks & 0x0F, blocks >> 4], dim=-1).float()
+    w = q * scales.float().unsqueeze(-1) + mins.float().unsqueeze(-1)
+    return w.reshape(n, -1)
 
 
 def can_quantize(method: Method, weight_shape: tuple[int, ...]) -> bool:
@@ -205,7 +238,7 @@ def load_quantized(
     ``built`` tells whether the quantized copy was made now (first start) rather
     than read from ``cache``.
     """
-    files = _weight_files(folder)
+    files = weight_files(folder)
     target = cached_path(folder, files, method, cache)
     model = _skeleton(folder)
     built = not target.is_file()
@@ -220,6 +253,16 @@ def load_quantized(
     return model, built
 
 
+def read_cached(
+    folder: Path, method: Method, *, cache: Path
+) -> tuple[dict[str, torch.Tensor], dict[str, str]] | None:
+    """The tensors and module kinds of the cached ``method`` copy, or None when it
+    has not been built yet (:func:`load_quantized` builds it). No model object is
+    made: :mod:`companion.llm.lean` runs from these tensors directly."""
+    target = cached_path(folder, weight_files(folder), method, cache)
+    return _read(target) if target.is_file() else None
+
+
 def cached_path(folder: Path, files: list[Path], method: Method, cache: Path) -> Path:
     """Where the ``method`` copy of the model in ``folder`` is cached."""
     ident = [str(folder.resolve())]
@@ -232,7 +275,7 @@ def cached_path(folder: Path, files: list[Path], method: Method, cache: Path) ->
     return cache / "quantized" / f"{folder.name}-{key}" / name
 
 
-def _weight_files(folder: Path) -> list[Path]:
+def weight_files(folder: Path) -> list[Path]:
     files = sorted(folder.glob("*.safetensors"))
     if not files:
         raise ModelError(f"{folder} has no .safetensors weights to quantize")
@@ -282,12 +325,16 @@ def _quantize_files(
     kinds: dict[str, str] = {}
 
     def add_linear(name: str, weight: torch.Tensor) -> None:
-        if method == "int8":
+        # The output layer keeps 8 bits under int4 too (as GGUF's Q4 mixes do):
+        # it is the layer most sensitive to rounding.
+        if method == "int8" or name == out_name:
             q, scales = quantize_int8(weight)
             tensors[f"{name}.qweight"], tensors[f"{name}.scales"] = q, scales.to(torch.bfloat16)
         else:
-            tensors[f"{name}.qweight"], tensors[f"{name}.scales_and_zeros"] = quantize_int4(weight)
-        kinds[name] = method
+            q4, scales, mins = quantize_int4(weight)
+            tensors[f"{name}.qweight"], tensors[f"{name}.scales"] = q4, scales
+            tensors[f"{name}.mins"] = mins
+        kinds[name] = "int8" if name == out_name else method
 
     for path in files:
         for key, tensor in read_safetensors(path):
@@ -298,10 +345,7 @@ def _quantize_files(
                 tensors[f"{emb_name}.qweight"], tensors[f"{emb_name}.scales"] = q, scales
                 kinds[emb_name] = "embedding"
                 if tied and out_name:
-                    if method == "int8":
-                        kinds[out_name] = f"tied:{emb_name}"
-                    elif out_name in linears:
-                        add_linear(out_name, tensor)
+                    kinds[out_name] = f"tied:{emb_name}"
             else:
                 tensors[key] = tensor.float() if tensor.is_floating_point() else tensor
             del tensor
@@ -324,15 +368,14 @@ def _install(model: Any, tensors: dict[str, torch.Tensor], kinds: dict[str, str]
                 tensors[f"{name}.qweight"], tensors[f"{name}.scales"], tensors.get(f"{name}.bias")
             )
         else:
-            old = model.get_submodule(name)
             module = Int4Linear(
                 tensors[f"{name}.qweight"],
-                tensors[f"{name}.scales_and_zeros"],
+                tensors[f"{name}.scales"],
+                tensors[f"{name}.mins"],
                 tensors.get(f"{name}.bias"),
-                in_features=old.in_features,
             )
         model.set_submodule(name, module)
-    done = {f"{n}.{p}" for n in kinds for p in ("qweight", "scales", "scales_and_zeros", "bias")}
+    done = {f"{n}.{p}" for n in kinds for p in ("qweight", "scales", "mins", "bias")}
     for key, tensor in tensors.items():
         if key in done:
             continue
@@ -386,8 +429,17 @@ def _write_atomic(target: Path, tensors: dict[str, torch.Tensor], meta: dict[str
 
 
 def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    tensors = dict(read_safetensors(path))
     kinds: dict[str, str] = json.loads(safetensors_header(path)[0].get("kinds", "{}"))
+    # An embedding table no output layer shares is read a few rows per token:
+    # mapped from the file, only the rows read take memory (136 MB saved on
+    # Qwen2.5 0.5B). Everything else is read every token, so it is copied in.
+    shared = {kind.removeprefix("tied:") for kind in kinds.values() if kind.startswith("tied:")}
+    mapped = {
+        f"{name}.qweight"
+        for name, kind in kinds.items()
+        if kind == "embedding" and name not in shared
+    }
+    tensors = dict(read_safetensors(path, mapped=mapped))
     return tensors, kinds
 
 
@@ -407,12 +459,20 @@ def safetensors_header(path: Path) -> tuple[dict[str, str], dict[str, Any], int]
     return meta, header, 8 + size
 
 
-def read_safetensors(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
+def read_safetensors(
+    path: Path,
+    *,
+    mapped: set[str] = frozenset(),  # type: ignore[assignment]
+) -> Iterator[tuple[str, torch.Tensor]]:
     """Each tensor of a safetensors file, read into its own memory, in file order.
 
     Plain reads rather than a memory map: the mapped pages of a large file would
-    count towards the process's peak memory on top of the copies.
+    count towards the process's peak memory on top of the copies. The tensors
+    named in ``mapped`` are the exception: they stay in the file (a private
+    copy-on-write map), and only the pages read take memory.
     """
+    import mmap
+
     _, entries, base = safetensors_header(path)
     order = sorted(entries.items(), key=lambda item: int(item[1]["data_offsets"][0]))
     with path.open("rb") as f:
@@ -421,6 +481,15 @@ def read_safetensors(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
             dtype = _DTYPES.get(entry["dtype"])
             if dtype is None:
                 raise ModelError(f"{path.name}: unsupported dtype {entry['dtype']} for {name}")
+            if name in mapped and end > start:
+                if os.fstat(f.fileno()).st_size < base + end:
+                    raise ModelError(f"{path.name} is truncated (at {name})")
+                view = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
+                raw = torch.frombuffer(
+                    view, dtype=torch.uint8, count=end - start, offset=base + start
+                )
+                yield name, raw.view(dtype).reshape(entry["shape"])
+                continue
             raw = torch.empty(end - start, dtype=torch.uint8)
             f.seek(base + start)
             buffer: Any = raw.numpy()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
 
 from companion.errors import ModelError
 from companion.types import Message
@@ -46,3 +48,26 @@ def fold_system_messages(turns: list[dict[str, str]]) -> list[dict[str, str]]:
     if pending:
         out.append({"role": "user", "content": "\n\n".join(pending)})
     return out
+
+
+def compile_chat_template(source: str) -> Any:
+    """A chat template compiled as transformers compiles one (sandboxed, trimmed blocks)."""
+    from jinja2 import TemplateError
+    from jinja2.ext import loopcontrols
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    def raise_exception(message: str) -> None:
+        raise TemplateError(message)
+
+    def strftime_now(fmt: str) -> str:
+        return datetime.now().strftime(fmt)
+
+    env = ImmutableSandboxedEnvironment(
+        trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols]
+    )
+    env.globals["raise_exception"] = raise_exception
+    env.globals["strftime_now"] = strftime_now
+    try:
+        return env.from_string(source)
+    except TemplateError as exc:
+        raise ModelError(f"the model's chat template does not compile: {exc}") from exc

@@ -18,7 +18,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -31,6 +31,7 @@ from companion.llm.textstream import IncrementalDetokenizer, StopFilter, common_
 from companion.types import GenerationParams, Message
 
 if TYPE_CHECKING:
+    from companion.llm.lean import LeanModel
     from companion.llm.quantize import Method
 
 StopReason = Literal["eos", "stop", "length", "cancelled"]
@@ -39,6 +40,8 @@ StopReason = Literal["eos", "stop", "length", "cancelled"]
 _END_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "</s>")
 #: Longest prompt piece run through the model at once (bounds memory on long prompts).
 _PREFILL_CHUNK = 512
+#: libgomp's busy-wait before an idle worker sleeps (see :func:`import_torch`).
+SPIN_COUNT = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,17 +71,31 @@ class TransformersLLM:
         name: str,
         threads: int | None = None,
         reuse_prefix: bool = True,
+        lean: bool | LeanModel = True,
+        config: Any = None,
+        generation_config: Any = None,
+        loader: Callable[[], Any] | None = None,
     ) -> None:
+        """``model`` is a transformers model; or None, with ``lean`` a ready
+        :class:`~companion.llm.lean.LeanModel`, the model's ``config`` and
+        ``generation_config``, and a ``loader`` that makes the transformers model
+        the first time :attr:`model` is read (the quality guard, benchmarks)."""
         import inspect
+
+        from companion.llm.lean import LeanModel, build_lean
 
         torch = import_torch()
         if threads is not None:
             torch.set_num_threads(threads)
+        if model is None and not isinstance(lean, LeanModel):
+            raise ValueError("without a transformers model, pass the LeanModel to run")
         self.name = name
-        self.model = model
+        self._model = model
+        self._loader = loader
+        self.config = config if config is not None else model.config
         self.tokenizer = tokenizer
         self.reuse_prefix = reuse_prefix
-        self.context_length = _context_length(model, tokenizer)
+        self.context_length = _context_length(self.config, tokenizer)
         self.last_stats: GenerationStats | None = None
         #: Threads for the token-by-token decode (None: the same as the prefill).
         #: A one-token step is too small to split well, and waking a second
@@ -86,19 +103,46 @@ class TransformersLLM:
         #: saves on a small CPU; the prefill's big matmuls still use them all.
         self.decode_threads: int | None = None
         self._torch = torch
-        self._device = next(model.parameters()).device
-        self._end_ids = _end_token_ids(model, tokenizer)
-        params = inspect.signature(model.forward).parameters
-        # transformers 5 calls the cache argument `cache`; 4.x called it `past_key_values`.
-        self._cache_kw = "cache" if "cache" in params else "past_key_values"
-        self._logits_kw = next(
-            (k for k in ("logits_to_keep", "num_logits_to_keep") if k in params), None
-        )
+        self._device = torch.device("cpu") if model is None else next(model.parameters()).device
+        if generation_config is None and model is not None:
+            generation_config = getattr(model, "generation_config", None)
+        self._end_ids = _end_token_ids((generation_config, self.config), tokenizer)
+        self._cache_kw, self._logits_kw = "past_key_values", None
+        if model is not None:
+            params = inspect.signature(model.forward).parameters
+            # transformers 5 calls the cache argument `cache`; 4.x called it `past_key_values`.
+            self._cache_kw = "cache" if "cache" in params else "past_key_values"
+            self._logits_kw = next(
+                (k for k in ("logits_to_keep", "num_logits_to_keep") if k in params), None
+            )
         self._cache: Any = None
         self._cache_ids: list[int] = []
         self._inv_freq: Any = False  # RoPE frequencies for window shifts; found on first use
         self._lock = threading.Lock()
         self._owner: int | None = None
+        #: The lean forward pass (int8/int4 Llama/Qwen2 on an AVX2 CPU), else None:
+        #: the transformers forward. See :mod:`companion.llm.lean`.
+        self.lean: LeanModel | None = (
+            lean if isinstance(lean, LeanModel) else build_lean(model) if lean else None
+        )
+
+    @property
+    def model(self) -> Any:
+        """The transformers model (made now by the loader if the lean pass ran without it)."""
+        if self._model is None:
+            if self._loader is None:
+                raise ModelError(f"{self.name} has no transformers model to load")
+            self._model = self._loader()
+            self._model.eval()
+        return self._model
+
+    def weight_kinds(self) -> list[str]:
+        """The kinds of linear layers that run, for reports: ``["Int4Linear", "Int8Linear"]``."""
+        if self.lean is not None:
+            return self.lean.weight_kinds()
+        return sorted(
+            {type(m).__name__ for m in self.model.modules() if "Linear" in type(m).__name__}
+        )
 
     @classmethod
     def from_pretrained(
@@ -131,8 +175,6 @@ class TransformersLLM:
         """
         try:
             torch = import_torch()
-            from transformers import AutoModelForCausalLM, AutoTokenizer
-            from transformers.utils import logging as _hf_logging
         except ImportError as exc:
             raise ModelError(
                 "the local model needs torch and transformers: pip install 'companion[llm]'"
@@ -141,9 +183,109 @@ class TransformersLLM:
             torch.set_num_threads(threads)
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
         folder = Path(source) if gguf_file is None else None
         method = _quantize_method(quantize, cpu_quantize, device, folder)
+        name = name or Path(str(source)).name
+        llm: TransformersLLM | None = None
+        if device == "cpu" and method != "none" and folder is not None:
+            llm = cls._open_lean(
+                folder, method, cache, name=name, threads=threads, reuse_prefix=reuse_prefix
+            )
+        if llm is None:
+            llm = cls._open_transformers(
+                source,
+                method,
+                cache,
+                name=name,
+                threads=threads,
+                gguf_file=gguf_file,
+                local_files_only=local_files_only,
+                device=device,
+                reuse_prefix=reuse_prefix,
+            )
+        if (
+            device == "cpu"
+            and method != "none"
+            and llm.lean is None
+            and torch.get_num_threads() <= 2
+        ):
+            # Measured on 2 cores (bench/dialog_latency.py --decode-threads): decode
+            # steps on aten's low-bit kernels run faster on one thread; prefill keeps
+            # both. The lean path's kernels split a step well (SmolLM2 int4: 115
+            # tok/s on 2 threads, 75 on 1), so it keeps every thread.
+            llm.decode_threads = 1
+        return llm
+
+    @classmethod
+    def _open_lean(
+        cls,
+        folder: Path,
+        method: Method,
+        cache: Path | None,
+        *,
+        name: str,
+        threads: int | None,
+        reuse_prefix: bool,
+    ) -> TransformersLLM | None:
+        """The model on the lean pass, from its cached quantized copy, without
+        importing transformers (see :mod:`companion.llm.lean`); None when the
+        copy is not built yet or the model or CPU does not qualify."""
+        from companion.llm.light_tokenizer import LightTokenizer
+        from companion.llm.quantize import load_quantized
+        from companion.paths import models_dir
+
+        where = cache or models_dir()
+        if not _lean_candidate(folder, method, where):
+            return None
+        tokenizer = LightTokenizer(folder)
+        if not tokenizer.chat_template:
+            raise ModelError(f"{folder} has no chat template; it is not a chat model")
+        _return_freed_memory()  # before the weights: the tokenizer's temporaries go back
+        built = _lean_from_cache(folder, method, where)
+        if built is None:
+            return None
+        lean, config = built
+
+        def loader() -> Any:  # the transformers model, for whoever asks for it
+            return load_quantized(folder, method, cache=where)[0]
+
+        return cls(
+            None,
+            tokenizer,
+            name=name,
+            threads=threads,
+            reuse_prefix=reuse_prefix,
+            lean=lean,
+            config=config,
+            generation_config=_generation_config(folder),
+            loader=loader,
+        )
+
+    @classmethod
+    def _open_transformers(
+        cls,
+        source: str | Path,
+        method: Method,
+        cache: Path | None,
+        *,
+        name: str,
+        threads: int | None,
+        gguf_file: str | None,
+        local_files_only: bool,
+        device: str,
+        reuse_prefix: bool,
+    ) -> TransformersLLM:
+        """The model as a transformers model (its quantized copy is built here on first use)."""
+        try:
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+            from transformers.utils import logging as _hf_logging
+        except ImportError as exc:
+            raise ModelError(
+                "the local model needs torch and transformers: pip install 'companion[llm]'"
+            ) from exc
+        torch = import_torch()
+        dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+        folder = Path(source) if gguf_file is None else None
         kwargs: dict[str, Any] = {"local_files_only": local_files_only}
         if gguf_file is not None:
             kwargs["gguf_file"] = gguf_file
@@ -156,6 +298,7 @@ class TransformersLLM:
                 from companion.llm.quantize import load_quantized
                 from companion.paths import models_dir
 
+                _return_freed_memory()
                 model, _ = load_quantized(folder, method, cache=cache or models_dir())
             else:
                 model = AutoModelForCausalLM.from_pretrained(str(source), dtype=dtype, **kwargs)
@@ -166,18 +309,7 @@ class TransformersLLM:
         model.eval()
         if not tokenizer.chat_template:
             raise ModelError(f"{source} has no chat template; it is not a chat model")
-        llm = cls(
-            model,
-            tokenizer,
-            name=name or Path(str(source)).name,
-            threads=threads,
-            reuse_prefix=reuse_prefix,
-        )
-        if device == "cpu" and method != "none" and torch.get_num_threads() <= 2:
-            # Measured on 2 cores (bench/dialog_latency.py --decode-threads):
-            # low-bit decode steps run faster on one thread; prefill keeps both.
-            llm.decode_threads = 1
-        return llm
+        return cls(model, tokenizer, name=name, threads=threads, reuse_prefix=reuse_prefix)
 
     # -- the LLM protocol -------------------------------------------------
 
@@ -197,6 +329,7 @@ class TransformersLLM:
 
     def render_prompt(self, messages: Sequence[Message], *, prefill: str = "") -> str:
         """The prompt text: the model's chat template, the generation prompt, then ``prefill``."""
+
         def render(turns: list[dict[str, str]]) -> str:
             return str(
                 self.tokenizer.apply_chat_template(
@@ -299,7 +432,7 @@ class TransformersLLM:
         (the history window moved on), evict that stretch and move the rest back
         (see :mod:`companion.llm.kvshift`); return how many more tokens are reused."""
         if self._inv_freq is False:
-            self._inv_freq = rotary_inv_freq(self.model)
+            self._inv_freq = self.lean.inv_freq if self.lean else rotary_inv_freq(self.model)
         if self._inv_freq is None:
             return 0
         cut_end, length = find_continuation(self._cache_ids, prompt, keep)
@@ -317,17 +450,31 @@ class TransformersLLM:
         kwargs: dict[str, Any] = {self._cache_kw: self._cache, "use_cache": True}
         if self._logits_kw:
             kwargs[self._logits_kw] = 1
+        logits: Any = None
         try:
             for start in range(0, len(ids), _PREFILL_CHUNK):
                 chunk = ids[start : start + _PREFILL_CHUNK]
-                input_ids = torch.tensor([chunk], dtype=torch.long, device=self._device)
-                out = self.model(input_ids=input_ids, **kwargs)
+                if self.lean is not None:
+                    logits = self.lean.forward(chunk, self._cache)
+                else:
+                    input_ids = torch.tensor([chunk], dtype=torch.long, device=self._device)
+                    logits = self.model(input_ids=input_ids, **kwargs).logits[0, -1]
                 self._cache_ids.extend(chunk)
         except BaseException:
             # An interrupted forward may have updated some layers only: start over next time.
             self._drop_cache()
             raise
-        return out.logits[0, -1].float()
+        return logits.float()
+
+    def sequence_logits(self, ids: Sequence[int]) -> Any:
+        """Logits ``[len(ids), vocab]`` of every position of ``ids`` from an empty
+        context, through the same forward pass as generation (the quality guard)."""
+        torch = self._torch
+        with self._lock, torch.inference_mode():
+            if self.lean is not None:
+                return self.lean.forward(list(ids), self.lean.new_cache(), every=True).float()
+            input_ids = torch.tensor([list(ids)], dtype=torch.long, device=self._device)
+            return self.model(input_ids=input_ids).logits[0].float()
 
     def _pick(self, logits: Any, params: GenerationParams, rng: Any) -> int:
         torch = self._torch
@@ -346,6 +493,10 @@ class TransformersLLM:
         return str(self.tokenizer.decode(list(ids), skip_special_tokens=True))
 
     def _new_cache(self) -> None:
+        if self.lean is not None:
+            self._cache = self.lean.new_cache()
+            self._cache_ids = []
+            return
         from transformers import DynamicCache
 
         try:
@@ -379,10 +530,16 @@ def import_torch() -> Any:
 
     Spinning worker threads make decoding about 4x slower on a 2-core machine as
     soon as another process (speech synthesis, a test run) holds one core; sleeping
-    costs about 5% on an idle machine. An ``OMP_WAIT_POLICY`` already set is kept.
+    costs about 5% on an idle machine. A decode step on the native kernels, though,
+    opens ~120 short parallel regions, and waking a sleeping thread for each made
+    2 threads slower than 1 (SmolLM2: 52 vs 75 tok/s): with ``GOMP_SPINCOUNT``
+    (:data:`SPIN_COUNT`) a worker spins a few microseconds before it sleeps, which
+    catches the next region of the same step (115 tok/s) without holding a core
+    between replies. Values already in the environment are kept.
     """
     if "torch" not in sys.modules:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        os.environ.setdefault("GOMP_SPINCOUNT", str(SPIN_COUNT))
     import torch
 
     return torch
@@ -403,10 +560,11 @@ def _quantize_method(
     return method
 
 
-def _end_token_ids(model: Any, tokenizer: Any) -> frozenset[int]:
-    """Ids that end a reply: the model's EOS id(s) and any end-of-turn token it knows."""
+def _end_token_ids(sources: tuple[Any, ...], tokenizer: Any) -> frozenset[int]:
+    """Ids that end a reply: the EOS id(s) of the generation config, model config and
+    tokenizer, and any end-of-turn token the vocabulary knows."""
     ids: set[int] = set()
-    for source in (getattr(model, "generation_config", None), model.config, tokenizer):
+    for source in (*sources, tokenizer):
         value = getattr(source, "eos_token_id", None)
         if isinstance(value, int):
             ids.add(value)
@@ -419,9 +577,89 @@ def _end_token_ids(model: Any, tokenizer: Any) -> frozenset[int]:
     return frozenset(ids)
 
 
-def _context_length(model: Any, tokenizer: Any) -> int:
+def _lean_candidate(folder: Path, method: Method, cache: Path) -> bool:
+    """Whether :func:`_lean_from_cache` may work: the kernels run, the architecture
+    is one the lean pass knows, and the quantized copy is built."""
+    from companion.llm.lean import ARCHITECTURES
+    from companion.llm.native import kernels
+    from companion.llm.quantize import cached_path, weight_files
+
+    try:
+        config = _light_config(folder)
+    except (OSError, ValueError):
+        return False
+    if getattr(config, "model_type", None) not in ARCHITECTURES or kernels() is None:
+        return False
+    return cached_path(folder, weight_files(folder), method, cache).is_file()
+
+
+def _lean_from_cache(folder: Path, method: Method, cache: Path) -> tuple[LeanModel, Any] | None:
+    """The lean pass and config straight from the cached quantized copy, without a
+    transformers model (see :func:`companion.llm.lean.lean_from_tensors`); None when
+    the copy is not built yet or the model does not qualify."""
+    from companion.llm.lean import lean_from_tensors
+    from companion.llm.quantize import read_cached
+
+    config = _light_config(folder)
+    cached = read_cached(folder, method, cache=cache)
+    if cached is None:
+        return None
+    tensors, kinds = cached
+    del cached
+    lean = lean_from_tensors(config, tensors, kinds)
+    return (lean, config) if lean is not None else None
+
+
+def _light_config(folder: Path) -> Any:
+    """``config.json`` as attributes (what the lean pass reads of a model's config)."""
+    import json
+    from types import SimpleNamespace
+
+    data = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError("config.json is not an object")
+    return SimpleNamespace(**data)
+
+
+def _generation_config(folder: Path | None) -> Any:
+    """The EOS ids of ``generation_config.json`` (all the backend reads of it), or None."""
+    import json
+    from types import SimpleNamespace
+
+    path = folder / "generation_config.json" if folder is not None else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return SimpleNamespace(eos_token_id=data.get("eos_token_id"))
+
+
+def _return_freed_memory() -> None:
+    """Ask glibc to give large freed blocks back to the system at once.
+
+    Its default threshold for mapping a block on its own grows with the blocks
+    freed, so the temporaries of loading (a tensor read before its fused copy is
+    made) stay in the heap and count in the process's memory for good. A fixed
+    1 MiB threshold keeps large blocks mapped, and returned when freed.
+    """
+    import ctypes
+    import ctypes.util
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD
+        libc.malloc_trim(0)  # and what the tokenizer's loading left in the heap
+    except (OSError, AttributeError):
+        pass
+
+
+def _context_length(config: Any, tokenizer: Any) -> int:
     limits = [
-        getattr(model.config, "max_position_embeddings", None),
+        getattr(config, "max_position_embeddings", None),
         getattr(tokenizer, "model_max_length", None),
     ]
     usable = [n for n in limits if isinstance(n, int) and 0 < n < 10_000_000]
