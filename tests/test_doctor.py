@@ -34,12 +34,13 @@ def test_doctor_with_a_working_setup(
 ) -> None:
     code, checks = report(capsys, "--model", "fake")
     assert code == 0
-    assert list(checks) == ["python", "data", "config", "persona", "model", "llama.cpp", "piper",
-                            "pyttsx3", "tts", "stt", "vad", "audio"]
+    assert list(checks) == ["python", "data", "config", "persona", "model", "kernels",
+                            "llama.cpp", "piper", "pyttsx3", "tts", "stt", "vad", "audio"]
     assert checks["python"].startswith("ok CPython 3.")
     assert checks["data"] == f"ok {companion_home} (created on first use)"
     assert checks["config"].endswith("(absent: bundled defaults)")
     assert checks["model"] == "ok fake: scripted replies, no model"
+    assert checks["kernels"].startswith(("ok AVX2 kernels built at ", "warn "))
     if VOICE:
         assert checks["piper"].startswith(
             "ok en_US-joe-medium: 1 voice(s), 22050 Hz; said 'Hello.'"
@@ -88,3 +89,14 @@ def test_doctor_without_audio_devices_points_at_files(capsys: pytest.CaptureFixt
     _, checks = report(capsys, "--model", "fake")
     assert checks["audio"] == ("warn no audio devices: use `companion voice --input-wav FILE "
                                "--output-dir DIR` instead")
+
+
+def test_doctor_says_why_the_native_kernels_do_not_run(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("torch")
+    monkeypatch.setenv("COMPANION_NATIVE", "0")
+    _, checks = report(capsys, "--model", "fake")
+    assert checks["kernels"] == (
+        "warn off (COMPANION_NATIVE=0): the slower torch kernels run instead"
+    )

@@ -76,8 +76,9 @@ def test_lean_logits_match_the_transformers_forward(kind: str, method: str) -> N
 
 
 @pytest.mark.parametrize("kind", ["llama", "qwen2"])
-def test_token_by_token_equals_one_prefill_and_crop_rewinds(kind: str) -> None:
-    fast = lean.build_lean(tiny(kind, "int8"))
+@pytest.mark.parametrize("method", ["int8", "int4"])
+def test_token_by_token_equals_one_prefill_and_crop_rewinds(kind: str, method: str) -> None:
+    fast = lean.build_lean(tiny(kind, method))
     assert fast is not None
     with torch.inference_mode():
         whole = fast.forward(IDS, fast.new_cache(), every=True)

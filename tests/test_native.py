@@ -55,6 +55,26 @@ def test_q4_linear_matches_the_dequantized_product(m: int) -> None:
 
 
 @needs_kernels
+@pytest.mark.parametrize("method", ["int8", "int4"])
+def test_a_row_gets_the_same_bits_alone_or_in_a_batch(method: str) -> None:
+    """Decode steps (one row) and prefills (many) take different loops; they must agree
+    exactly, or a reply continued from a cached prefix would drift from a cold run."""
+    assert K is not None
+    torch.manual_seed(1)
+    weight, bias = torch.randn(70, 32 * 19), torch.randn(70)  # 2 chunks of 8 blocks + 3
+    x = torch.randn(6, weight.shape[1])
+    if method == "int8":
+        q, scales = quantize.quantize_int8(weight)
+        batch = K.int8_linear(x, q, scales, bias, threads=2)
+        rows = [K.int8_linear(x[i : i + 1], q, scales, bias, threads=1) for i in range(6)]
+    else:
+        layer = quantize.Int4Linear(*quantize.quantize_int4(weight), None)
+        batch = K.q4_linear(x, layer, bias, threads=2)
+        rows = [K.q4_linear(x[i : i + 1], layer, bias, threads=1) for i in range(6)]
+    assert torch.equal(batch, torch.cat(rows))
+
+
+@needs_kernels
 def test_rmsnorm_rope_and_silu_gate_match_torch() -> None:
     assert K is not None
     torch.manual_seed(0)
@@ -79,11 +99,13 @@ def test_rmsnorm_rope_and_silu_gate_match_torch() -> None:
 
 
 @needs_kernels
-@pytest.mark.parametrize(("start", "rows"), [(32, 1), (0, 7), (20, 5)])
-def test_causal_attention_matches_sdpa_with_grouped_heads(start: int, rows: int) -> None:
+@pytest.mark.parametrize(
+    ("start", "rows", "dim"), [(32, 1, 16), (0, 7, 16), (20, 5, 64), (3, 2, 12)]
+)
+def test_causal_attention_matches_sdpa_with_grouped_heads(start: int, rows: int, dim: int) -> None:
     assert K is not None
     torch.manual_seed(start + rows)
-    heads, kv_heads, dim, capacity = 6, 2, 16, 40
+    heads, kv_heads, capacity = 6, 2, 40
     total = start + rows
     keys, values = torch.randn(kv_heads, capacity, dim), torch.randn(kv_heads, capacity, dim)
     q = torch.randn(rows, heads * dim + 8)  # a row stride wider than the queries

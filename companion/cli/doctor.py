@@ -74,6 +74,7 @@ def diagnose(*, config_path: Path | None = None, model: str | None = None) -> li
     if config is not None:
         checks.append(_guarded("persona", lambda: _persona(config)))
         checks.append(_guarded("model", lambda: _model(config)))
+    checks.append(_guarded("kernels", _kernels))
     checks.append(_guarded("llama.cpp", _llama_cpp))
     engines = [_guarded("piper", _piper), _guarded("pyttsx3", _pyttsx3)]
     checks += engines
@@ -192,6 +193,15 @@ def _model(config: Config) -> Check:
         return Check("model", "warn", f"{spec}: a hub id, downloaded on first use unless in "
                                       f"the Hugging Face cache; {backend}")
     return Check("model", "ok", f"{spec}: {source.kind} {source.path}; {backend}")
+
+
+def _kernels() -> Check:
+    if not _installed("torch"):
+        return Check("kernels", "warn", "torch is not installed: no local model")
+    from companion.llm.native import describe
+
+    ok, detail = describe()
+    return Check("kernels", "ok" if ok else "warn", detail)
 
 
 def _llama_cpp() -> Check:

@@ -204,6 +204,22 @@ static inline float dot_f32(const float *a, const float *b, int n) {
     return s;
 }
 
+/* Scores of 8 consecutive keys (rows of dim floats, dim a multiple of 8) against q. */
+static inline __m256 dot8keys(const float *q, const float *k, int dim) {
+    __m256 acc[8];
+    for (int r = 0; r < 8; r++)
+        acc[r] = _mm256_setzero_ps();
+    for (int i = 0; i < dim; i += 8) {
+        const __m256 qv = _mm256_loadu_ps(q + i);
+        for (int r = 0; r < 8; r++)
+            acc[r] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k + (size_t)r * dim + i), acc[r]);
+    }
+    const __m256 s0123 = _mm256_hadd_ps(_mm256_hadd_ps(acc[0], acc[1]), _mm256_hadd_ps(acc[2], acc[3]));
+    const __m256 s4567 = _mm256_hadd_ps(_mm256_hadd_ps(acc[4], acc[5]), _mm256_hadd_ps(acc[6], acc[7]));
+    return _mm256_add_ps(_mm256_permute2f128_ps(s0123, s4567, 0x20),
+                         _mm256_permute2f128_ps(s0123, s4567, 0x31));
+}
+
 /* Causal attention of `rows` new positions, the first at position `start`:
  * row i of q (stride q_stride floats, heads of dim floats) attends to the first
  * start + i + 1 positions of k, v [kv_heads, capacity, dim] (query head h reads
@@ -236,11 +252,16 @@ int companion_attend(const float *q, int rows, int q_stride, const float *k, con
                 const float *kh = k + (size_t)(h / group) * capacity * dim;
                 const float *vh = v + (size_t)(h / group) * capacity * dim;
                 float top = -INFINITY;
-                for (int j = 0; j < length; j++) {
+                int j = 0;
+                if (dim % 8 == 0) /* eight keys at a time: one reduction for eight dots */
+                    for (; j + 8 <= length; j += 8)
+                        _mm256_storeu_ps(sc + j, _mm256_mul_ps(dot8keys(qh, kh + (size_t)j * dim, dim),
+                                                               _mm256_set1_ps(scale)));
+                for (; j < length; j++)
                     sc[j] = dot_f32(qh, kh + (size_t)j * dim, dim) * scale;
+                for (j = 0; j < length; j++)
                     if (sc[j] > top)
                         top = sc[j];
-                }
                 float sum = 0.0f;
                 for (int j = 0; j < length; j++) {
                     sc[j] = expf(sc[j] - top);
@@ -248,6 +269,20 @@ int companion_attend(const float *q, int rows, int q_stride, const float *k, con
                 }
                 const float inv = 1.0f / sum;
                 float *o = out + (size_t)i * out_stride + (size_t)h * dim;
+                if (dim == 64) { /* the common head size: the sum stays in registers */
+                    __m256 acc[8];
+                    for (int c = 0; c < 8; c++)
+                        acc[c] = _mm256_setzero_ps();
+                    for (int j = 0; j < length; j++) {
+                        const float *vj = vh + (size_t)j * dim;
+                        const __m256 wv = _mm256_set1_ps(sc[j] * inv);
+                        for (int c = 0; c < 8; c++)
+                            acc[c] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(vj + 8 * c), acc[c]);
+                    }
+                    for (int c = 0; c < 8; c++)
+                        _mm256_storeu_ps(o + 8 * c, acc[c]);
+                    continue;
+                }
                 for (int d = 0; d < dim; d++)
                     o[d] = 0.0f;
                 for (int j = 0; j < length; j++) {
@@ -278,59 +313,64 @@ static inline __m256i unpack_q4(const uint8_t *p) {
     return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
 }
 
-static inline void dot4_q4(const uint8_t *w, const uint16_t *d, const uint16_t *mn, size_t nb,
-                           const int8_t *xq, const float *xs, const float *xsum, float out[4]) {
+/* `nrows` rows (1 to 4) of 4-bit weights against one activation row, either
+ * packed (decode: nibbles unpacked on the fly, float16 scales) or unpacked by
+ * companion_q4_linear into bytes and floats (prefill: unpacked once per tile,
+ * used by every activation row). Each row's arithmetic is the same sequence of
+ * operations in both, so a position gets the same bits in a prefill as in a
+ * decode step. Inlined with constant nrows/unpacked, so each use is specialized. */
+static inline __attribute__((always_inline)) void q4_rows(
+    int nrows, int unpacked, const uint8_t *w, size_t wstride, const float *df, const float *mf,
+    const uint16_t *d, const uint16_t *mn, size_t sstride, size_t nb, const int8_t *xq,
+    const float *xs, const float *xsum, float *out) {
     const __m256i ones = _mm256_set1_epi16(1);
     __m256 a[4], am[4];
-    for (int r = 0; r < 4; r++)
+    float tail[4];
+    for (int r = 0; r < nrows; r++) {
         a[r] = am[r] = _mm256_setzero_ps();
-    float tail[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    const size_t rowb = nb * 16;
+        tail[r] = 0.0f;
+    }
     size_t b = 0;
-    /* eight blocks at a time: their scales converted and multiplied in one go */
-    for (; b + 8 <= nb; b += 8) {
+    for (; b + 8 <= nb; b += 8) { /* eight blocks' scales converted and multiplied at once */
         const __m256 sx = _mm256_loadu_ps(xs + b), sum = _mm256_loadu_ps(xsum + b);
         __m256 dv[4];
-        for (int r = 0; r < 4; r++) {
-            dv[r] = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(d + r * nb + b))), sx);
-            am[r] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(mn + r * nb + b))), sum, am[r]);
+        for (int r = 0; r < nrows; r++) {
+            const size_t o = r * sstride + b;
+            __m256 dd = unpacked ? _mm256_loadu_ps(df + o)
+                                 : _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(d + o)));
+            __m256 mm = unpacked ? _mm256_loadu_ps(mf + o)
+                                 : _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(mn + o)));
+            dv[r] = _mm256_mul_ps(dd, sx);
+            am[r] = _mm256_fmadd_ps(mm, sum, am[r]);
         }
         for (int j = 0; j < 8; j++) {
             const __m256i vx = _mm256_loadu_si256((const __m256i *)(xq + (b + j) * QK));
             const __m256i lane = _mm256_set1_epi32(j);
-            for (int r = 0; r < 4; r++) {
-                __m256i q = unpack_q4(w + r * rowb + (b + j) * 16);
+            for (int r = 0; r < nrows; r++) {
+                __m256i q = unpacked
+                    ? _mm256_loadu_si256((const __m256i *)(w + r * wstride + (b + j) * QK))
+                    : unpack_q4(w + r * wstride + (b + j) * 16);
                 __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, vx), ones);
-                a[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_permutevar8x32_ps(dv[r], lane), a[r]);
+                a[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_permutevar8x32_ps(dv[r], lane),
+                                       a[r]);
             }
         }
     }
     for (; b < nb; b++) {
-        __m256i vx = _mm256_loadu_si256((const __m256i *)(xq + b * QK));
-        for (int r = 0; r < 4; r++) {
-            __m256i q = unpack_q4(w + r * rowb + b * 16);
+        const __m256i vx = _mm256_loadu_si256((const __m256i *)(xq + b * QK));
+        for (int r = 0; r < nrows; r++) {
+            const size_t o = r * sstride + b;
+            float dd = unpacked ? df[o] : _cvtsh_ss(d[o]);
+            float mm = unpacked ? mf[o] : _cvtsh_ss(mn[o]);
+            __m256i q = unpacked ? _mm256_loadu_si256((const __m256i *)(w + r * wstride + b * QK))
+                                 : unpack_q4(w + r * wstride + b * 16);
             __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, vx), ones);
-            a[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p),
-                                   _mm256_set1_ps(_cvtsh_ss(d[r * nb + b]) * xs[b]), a[r]);
-            tail[r] += _cvtsh_ss(mn[r * nb + b]) * xsum[b];
+            a[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dd * xs[b]), a[r]);
+            tail[r] = fmaf(mm, xsum[b], tail[r]);
         }
     }
-    for (int r = 0; r < 4; r++)
+    for (int r = 0; r < nrows; r++)
         out[r] = hsum8(a[r]) + hsum8(am[r]) + tail[r];
-}
-
-static inline float dot1_q4(const uint8_t *w, const uint16_t *d, const uint16_t *mn, size_t nb,
-                            const int8_t *xq, const float *xs, const float *xsum) {
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256 a = _mm256_setzero_ps();
-    float am = 0.0f;
-    for (size_t b = 0; b < nb; b++) {
-        __m256i vx = _mm256_loadu_si256((const __m256i *)(xq + b * QK));
-        __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(unpack_q4(w + b * 16), vx), ones);
-        a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(_cvtsh_ss(d[b]) * xs[b]), a);
-        am += _cvtsh_ss(mn[b]) * xsum[b];
-    }
-    return hsum8(a) + am;
 }
 
 /* y [M, N] (+)= x [M, K] @ W.T + bias with W [N, K] in the 4-bit layout above:
@@ -340,7 +380,7 @@ int companion_q4_linear(const float *x, int M, int K, const uint8_t *w, const ui
                         int threads) {
     if (K % QK)
         return -1;
-    const size_t nb = (size_t)K / QK;
+    const size_t nb = (size_t)K / QK, Kz = (size_t)K;
     int8_t *xq = (int8_t *)aligned_alloc(64, ((size_t)M * K + 63) / 64 * 64);
     float *xs = (float *)malloc(sizeof(float) * (size_t)M * nb * 2);
     if (!xq || !xs) {
@@ -363,31 +403,64 @@ int companion_q4_linear(const float *x, int M, int K, const uint8_t *w, const ui
     const int tile = M == 1 ? 64 : 16;
     const int tiles = (N + tile - 1) / tile;
     const int par = threads > 1 && (size_t)M * N * K >= (1u << 18);
-#pragma omp parallel for num_threads(threads) schedule(static) if (par)
-    for (int t = 0; t < tiles; t++) {
-        const int n0 = t * tile, n1 = n0 + tile < N ? n0 + tile : N;
-        for (int m = 0; m < M; m++) {
-            const int8_t *xqm = xq + (size_t)m * K;
-            const float *xsm = xs + (size_t)m * nb, *xsumm = xsum + (size_t)m * nb;
-            float *ym = y + (size_t)m * N;
-            for (int n = n0; n < n1;) {
-                float r4[4];
-                int r = n + 4 <= n1 ? 4 : 1;
-                if (r == 4)
-                    dot4_q4(w + (size_t)n * nb * 16, d + (size_t)n * nb, mn + (size_t)n * nb, nb,
-                            xqm, xsm, xsumm, r4);
-                else
-                    r4[0] = dot1_q4(w + (size_t)n * nb * 16, d + (size_t)n * nb,
-                                    mn + (size_t)n * nb, nb, xqm, xsm, xsumm);
-                for (int j = 0; j < r; j++) {
-                    float v = r4[j] + (bias ? bias[n + j] : 0.0f);
-                    ym[n + j] = accumulate ? ym[n + j] + v : v;
+    int failed = 0;
+#pragma omp parallel num_threads(threads) if (par)
+    {
+        /* the prefill unpacks a tile once for all its activation rows */
+        uint8_t *uq = M > 1 ? (uint8_t *)aligned_alloc(64, (size_t)tile * Kz) : NULL;
+        float *uf = M > 1 ? (float *)malloc(sizeof(float) * tile * nb * 2) : NULL;
+        if (M > 1 && (!uq || !uf)) {
+#pragma omp atomic write
+            failed = 1;
+        }
+#pragma omp for schedule(static)
+        for (int t = 0; t < tiles; t++) {
+            if (M > 1 && (!uq || !uf))
+                continue;
+            const int n0 = t * tile, n1 = n0 + tile < N ? n0 + tile : N;
+            if (M > 1) {
+                for (int r = 0; r < n1 - n0; r++) {
+                    const size_t row = (size_t)(n0 + r);
+                    for (size_t b = 0; b < nb; b++) {
+                        _mm256_storeu_si256((__m256i *)(uq + r * Kz + b * QK),
+                                            unpack_q4(w + row * nb * 16 + b * 16));
+                        uf[r * nb + b] = _cvtsh_ss(d[row * nb + b]);
+                        uf[(size_t)tile * nb + r * nb + b] = _cvtsh_ss(mn[row * nb + b]);
+                    }
                 }
-                n += r;
+            }
+            for (int m = 0; m < M; m++) {
+                const int8_t *xqm = xq + (size_t)m * K;
+                const float *xsm = xs + (size_t)m * nb, *xsumm = xsum + (size_t)m * nb;
+                float *ym = y + (size_t)m * N;
+                for (int n = n0; n < n1;) {
+                    float r4[4];
+                    const int r = n + 4 <= n1 ? 4 : 1;
+                    const size_t i = (size_t)(n - n0);
+                    if (M > 1 && r == 4)
+                        q4_rows(4, 1, uq + i * Kz, Kz, uf + i * nb, uf + tile * nb + i * nb, NULL,
+                                NULL, nb, nb, xqm, xsm, xsumm, r4);
+                    else if (M > 1)
+                        q4_rows(1, 1, uq + i * Kz, Kz, uf + i * nb, uf + tile * nb + i * nb, NULL,
+                                NULL, nb, nb, xqm, xsm, xsumm, r4);
+                    else if (r == 4)
+                        q4_rows(4, 0, w + (size_t)n * nb * 16, nb * 16, NULL, NULL,
+                                d + (size_t)n * nb, mn + (size_t)n * nb, nb, nb, xqm, xsm, xsumm, r4);
+                    else
+                        q4_rows(1, 0, w + (size_t)n * nb * 16, nb * 16, NULL, NULL,
+                                d + (size_t)n * nb, mn + (size_t)n * nb, nb, nb, xqm, xsm, xsumm, r4);
+                    for (int j = 0; j < r; j++) {
+                        float v = r4[j] + (bias ? bias[n + j] : 0.0f);
+                        ym[n + j] = accumulate ? ym[n + j] + v : v;
+                    }
+                    n += r;
+                }
             }
         }
+        free(uq);
+        free(uf);
     }
     free(xq);
     free(xs);
-    return 0;
+    return failed ? -2 : 0;
 }

@@ -194,6 +194,25 @@ def kernels() -> Kernels | None:
         return None
 
 
+def describe() -> tuple[bool, str]:
+    """Whether the kernels run here, and one line saying so or why not (``companion doctor``)."""
+    slower = "the slower torch kernels run instead"
+    if os.environ.get("COMPANION_NATIVE", "1") == "0":
+        return False, f"off (COMPANION_NATIVE=0): {slower}"
+    if not cpu_supported():
+        return False, f"need an x86-64 Linux CPU with AVX2, FMA and F16C: {slower}"
+    try:
+        path = build()
+    except subprocess.CalledProcessError as exc:
+        reason = (exc.stderr or b"").decode(errors="replace").strip().splitlines()
+        return False, f"the build failed ({reason[0] if reason else exc}): {slower}"
+    except (OSError, subprocess.SubprocessError) as exc:
+        return False, f"cannot build them ({exc}): {slower}"
+    if kernels() is None:
+        return False, f"{path} does not load: {slower}"
+    return True, f"AVX2 kernels built at {path}"
+
+
 def cpu_supported() -> bool:
     """An x86-64 Linux CPU that reports AVX2, FMA and F16C."""
     if platform.machine().lower() not in ("x86_64", "amd64") or not sys.platform.startswith(
