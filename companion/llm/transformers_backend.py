@@ -32,7 +32,6 @@ from companion.types import GenerationParams, Message
 
 if TYPE_CHECKING:
     from companion.llm.lean import LeanModel
-    from companion.llm.quantize import Method
 
 StopReason = Literal["eos", "stop", "length", "cancelled"]
 
@@ -183,16 +182,19 @@ class TransformersLLM:
             torch.set_num_threads(threads)
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
+        from companion.llm.local_open import open_lean, open_transformers, quantize_method
+
         folder = Path(source) if gguf_file is None else None
-        method = _quantize_method(quantize, cpu_quantize, device, folder)
+        method = quantize_method(quantize, cpu_quantize, device, folder)
         name = name or Path(str(source)).name
         llm: TransformersLLM | None = None
         if device == "cpu" and method != "none" and folder is not None:
-            llm = cls._open_lean(
-                folder, method, cache, name=name, threads=threads, reuse_prefix=reuse_prefix
+            llm = open_lean(
+                cls, folder, method, cache, name=name, threads=threads, reuse_prefix=reuse_prefix
             )
         if llm is None:
-            llm = cls._open_transformers(
+            llm = open_transformers(
+                cls,
                 source,
                 method,
                 cache,
@@ -215,101 +217,6 @@ class TransformersLLM:
             # tok/s on 2 threads, 75 on 1), so it keeps every thread.
             llm.decode_threads = 1
         return llm
-
-    @classmethod
-    def _open_lean(
-        cls,
-        folder: Path,
-        method: Method,
-        cache: Path | None,
-        *,
-        name: str,
-        threads: int | None,
-        reuse_prefix: bool,
-    ) -> TransformersLLM | None:
-        """The model on the lean pass, from its cached quantized copy, without
-        importing transformers (see :mod:`companion.llm.lean`); None when the
-        copy is not built yet or the model or CPU does not qualify."""
-        from companion.llm.light_tokenizer import LightTokenizer
-        from companion.llm.quantize import load_quantized
-        from companion.paths import models_dir
-
-        where = cache or models_dir()
-        if not _lean_candidate(folder, method, where):
-            return None
-        tokenizer = LightTokenizer(folder)
-        if not tokenizer.chat_template:
-            raise ModelError(f"{folder} has no chat template; it is not a chat model")
-        _return_freed_memory()  # before the weights: the tokenizer's temporaries go back
-        built = _lean_from_cache(folder, method, where)
-        if built is None:
-            return None
-        lean, config = built
-
-        def loader() -> Any:  # the transformers model, for whoever asks for it
-            return load_quantized(folder, method, cache=where)[0]
-
-        return cls(
-            None,
-            tokenizer,
-            name=name,
-            threads=threads,
-            reuse_prefix=reuse_prefix,
-            lean=lean,
-            config=config,
-            generation_config=_generation_config(folder),
-            loader=loader,
-        )
-
-    @classmethod
-    def _open_transformers(
-        cls,
-        source: str | Path,
-        method: Method,
-        cache: Path | None,
-        *,
-        name: str,
-        threads: int | None,
-        gguf_file: str | None,
-        local_files_only: bool,
-        device: str,
-        reuse_prefix: bool,
-    ) -> TransformersLLM:
-        """The model as a transformers model (its quantized copy is built here on first use)."""
-        try:
-            from transformers import AutoModelForCausalLM, AutoTokenizer
-            from transformers.utils import logging as _hf_logging
-        except ImportError as exc:
-            raise ModelError(
-                "the local model needs torch and transformers: pip install 'companion[llm]'"
-            ) from exc
-        torch = import_torch()
-        dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-        folder = Path(source) if gguf_file is None else None
-        kwargs: dict[str, Any] = {"local_files_only": local_files_only}
-        if gguf_file is not None:
-            kwargs["gguf_file"] = gguf_file
-        hf_logging: Any = _hf_logging  # its functions are untyped
-        bars = hf_logging.is_progress_bar_enabled()
-        hf_logging.disable_progress_bar()
-        try:
-            tokenizer: Any = AutoTokenizer.from_pretrained(str(source), **kwargs)
-            if method != "none" and folder is not None:
-                from companion.llm.quantize import load_quantized
-                from companion.paths import models_dir
-
-                _return_freed_memory()
-                model, _ = load_quantized(folder, method, cache=cache or models_dir())
-            else:
-                model = AutoModelForCausalLM.from_pretrained(str(source), dtype=dtype, **kwargs)
-        finally:
-            if bars:
-                hf_logging.enable_progress_bar()
-        model.to(device)
-        model.eval()
-        if not tokenizer.chat_template:
-            raise ModelError(f"{source} has no chat template; it is not a chat model")
-        return cls(model, tokenizer, name=name, threads=threads, reuse_prefix=reuse_prefix)
 
     # -- the LLM protocol -------------------------------------------------
 
@@ -545,21 +452,6 @@ def import_torch() -> Any:
     return torch
 
 
-def _quantize_method(
-    quantize: str, cpu_quantize: str | None, device: str, folder: Path | None
-) -> Method:
-    """The weights to load: "none", "int8" or "int4" (see :func:`quantize.resolve_method`)."""
-    from companion.llm.quantize import resolve_method
-
-    local = folder is not None and folder.is_dir() and any(folder.glob("*.safetensors"))
-    method = resolve_method(quantize, device=device.split(":")[0], recommended=cpu_quantize)
-    if method != "none" and not local:
-        if quantize == "auto":
-            return "none"
-        raise ModelError(f"{quantize} weights need a local folder of safetensors weights")
-    return method
-
-
 def _end_token_ids(sources: tuple[Any, ...], tokenizer: Any) -> frozenset[int]:
     """Ids that end a reply: the EOS id(s) of the generation config, model config and
     tokenizer, and any end-of-turn token the vocabulary knows."""
@@ -575,86 +467,6 @@ def _end_token_ids(sources: tuple[Any, ...], tokenizer: Any) -> frozenset[int]:
     if "<|im_end|>" in vocab and "<|im_start|>" in vocab:
         ids.add(vocab["<|im_start|>"])  # ChatML: a new turn starting means ours ended
     return frozenset(ids)
-
-
-def _lean_candidate(folder: Path, method: Method, cache: Path) -> bool:
-    """Whether :func:`_lean_from_cache` may work: the kernels run, the architecture
-    is one the lean pass knows, and the quantized copy is built."""
-    from companion.llm.lean import ARCHITECTURES
-    from companion.llm.native import kernels
-    from companion.llm.quantize import cached_path, weight_files
-
-    try:
-        config = _light_config(folder)
-    except (OSError, ValueError):
-        return False
-    if getattr(config, "model_type", None) not in ARCHITECTURES or kernels() is None:
-        return False
-    return cached_path(folder, weight_files(folder), method, cache).is_file()
-
-
-def _lean_from_cache(folder: Path, method: Method, cache: Path) -> tuple[LeanModel, Any] | None:
-    """The lean pass and config straight from the cached quantized copy, without a
-    transformers model (see :func:`companion.llm.lean.lean_from_tensors`); None when
-    the copy is not built yet or the model does not qualify."""
-    from companion.llm.lean import lean_from_tensors
-    from companion.llm.quantize import read_cached
-
-    config = _light_config(folder)
-    cached = read_cached(folder, method, cache=cache)
-    if cached is None:
-        return None
-    tensors, kinds = cached
-    del cached
-    lean = lean_from_tensors(config, tensors, kinds)
-    return (lean, config) if lean is not None else None
-
-
-def _light_config(folder: Path) -> Any:
-    """``config.json`` as attributes (what the lean pass reads of a model's config)."""
-    import json
-    from types import SimpleNamespace
-
-    data = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    if not isinstance(data, dict):
-        raise ValueError("config.json is not an object")
-    return SimpleNamespace(**data)
-
-
-def _generation_config(folder: Path | None) -> Any:
-    """The EOS ids of ``generation_config.json`` (all the backend reads of it), or None."""
-    import json
-    from types import SimpleNamespace
-
-    path = folder / "generation_config.json" if folder is not None else None
-    if path is None or not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return SimpleNamespace(eos_token_id=data.get("eos_token_id"))
-
-
-def _return_freed_memory() -> None:
-    """Ask glibc to give large freed blocks back to the system at once.
-
-    Its default threshold for mapping a block on its own grows with the blocks
-    freed, so the temporaries of loading (a tensor read before its fused copy is
-    made) stay in the heap and count in the process's memory for good. A fixed
-    1 MiB threshold keeps large blocks mapped, and returned when freed.
-    """
-    import ctypes
-    import ctypes.util
-
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD
-        libc.malloc_trim(0)  # and what the tokenizer's loading left in the heap
-    except (OSError, AttributeError):
-        pass
 
 
 def _context_length(config: Any, tokenizer: Any) -> int:
