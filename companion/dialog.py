@@ -347,7 +347,13 @@ class Companion:
 
     def _params(self, prefill: str = "") -> GenerationParams:
         name = self.user_name()
-        stops = tuple(dict.fromkeys((f"\n{name}:", f"\n{self.user}:", "\nUser:", "\nuser:")))
+        # A small model sometimes copies its private note into the reply: the
+        # reply ends where the note's own opening words would begin.
+        t = self.prompts.templates(**self._names())
+        leaks = (t.context_header, t.memories.split("{facts}")[0].strip())
+        stops = tuple(dict.fromkeys((
+            f"\n{name}:", f"\n{self.user}:", "\nUser:", "\nuser:", *(s for s in leaks if s),
+        )))  # fmt: skip
         return GenerationParams(
             max_tokens=self.config.max_tokens,
             temperature=self.config.temperature,

