@@ -21,7 +21,7 @@
 
 #define QK 32
 
-int companion_native_abi(void) { return 2; }
+int companion_native_abi(void) { return 3; }
 
 static inline float hsum8(__m256 v) {
     __m128 lo = _mm256_castps256_ps128(v);
@@ -220,84 +220,158 @@ static inline __m256 dot8keys(const float *q, const float *k, int dim) {
                          _mm256_permute2f128_ps(s0123, s4567, 0x31));
 }
 
+/* exp(x) for 8 floats (Cephes' polynomial, as in avx_mathfun; relative error
+ * about 2e-7). Deterministic, unlike a libm call whose result may differ between
+ * a vectorized and a scalar path. */
+static inline __m256 exp256(__m256 x) {
+    x = _mm256_min_ps(x, _mm256_set1_ps(88.3762626647949f));
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.3365447505531f));
+    __m256 fx = _mm256_floor_ps(
+        _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
+    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
+    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), x);
+    const __m256 z = _mm256_mul_ps(x, x);
+    __m256 y = _mm256_set1_ps(1.9875691500E-4f);
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507E-3f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073E-3f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894E-2f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459E-1f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201E-1f));
+    y = _mm256_add_ps(_mm256_fmadd_ps(y, z, x), _mm256_set1_ps(1.0f));
+    __m256i n = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(fx), _mm256_set1_epi32(0x7f)), 23);
+    return _mm256_mul_ps(y, _mm256_castsi256_ps(n));
+}
+
+static inline float exp1(float x) {
+    return _mm256_cvtss_f32(exp256(_mm256_set1_ps(x)));
+}
+
+/* Keys per block of the attention below. */
+#define KB 64
+/* Query rows per task of the attention below. */
+#define RB 16
+
+/* One (row, head) pair's running softmax over the keys [k0, k0 + n) of a block. */
+static inline void attend_block(const float *qh, const float *kh, const float *vh, int dim, int k0,
+                                int n, float scale, float *m, float *l, float *acc, float *sc) {
+    int j = 0;
+    if (dim % 8 == 0)
+        for (; j + 8 <= n; j += 8)
+            _mm256_storeu_ps(sc + j, _mm256_mul_ps(dot8keys(qh, kh + (size_t)(k0 + j) * dim, dim),
+                                                   _mm256_set1_ps(scale)));
+    for (; j < n; j++)
+        sc[j] = dot_f32(qh, kh + (size_t)(k0 + j) * dim, dim) * scale;
+    float top = *m;
+    for (j = 0; j < n; j++)
+        if (sc[j] > top)
+            top = sc[j];
+    const float alpha = *m == -INFINITY ? 0.0f : exp1(*m - top);
+    __m256 psum = _mm256_setzero_ps();
+    j = 0;
+    for (; j + 8 <= n; j += 8) {
+        const __m256 p = exp256(_mm256_sub_ps(_mm256_loadu_ps(sc + j), _mm256_set1_ps(top)));
+        _mm256_storeu_ps(sc + j, p);
+        psum = _mm256_add_ps(psum, p);
+    }
+    float sum = hsum8(psum);
+    for (; j < n; j++) {
+        sc[j] = exp1(sc[j] - top);
+        sum += sc[j];
+    }
+    *l = *l * alpha + sum;
+    *m = top;
+    if (dim == 64) { /* the common head size: the sum stays in registers */
+        __m256 a[8];
+        const __m256 al = _mm256_set1_ps(alpha);
+        for (int c = 0; c < 8; c++)
+            a[c] = _mm256_mul_ps(_mm256_loadu_ps(acc + 8 * c), al);
+        for (j = 0; j < n; j++) {
+            const float *vj = vh + (size_t)(k0 + j) * dim;
+            const __m256 w = _mm256_set1_ps(sc[j]);
+            for (int c = 0; c < 8; c++)
+                a[c] = _mm256_fmadd_ps(w, _mm256_loadu_ps(vj + 8 * c), a[c]);
+        }
+        for (int c = 0; c < 8; c++)
+            _mm256_storeu_ps(acc + 8 * c, a[c]);
+        return;
+    }
+    for (int d = 0; d < dim; d++)
+        acc[d] *= alpha;
+    for (j = 0; j < n; j++) {
+        const float *vj = vh + (size_t)(k0 + j) * dim;
+        for (int d = 0; d < dim; d++)
+            acc[d] = fmaf(sc[j], vj[d], acc[d]);
+    }
+}
+
 /* Causal attention of `rows` new positions, the first at position `start`:
  * row i of q (stride q_stride floats, heads of dim floats) attends to the first
  * start + i + 1 positions of k, v [kv_heads, capacity, dim] (query head h reads
  * key head h / (heads / kv_heads)); out row i (stride out_stride) gets the
- * result. Every (row, head) is computed by the same loop in the same order,
- * so a position gets the same bits whether it came in a prefill or alone in a
- * decode step: a conversation continued from a cached prefix continues exactly
- * as a cold run of the whole prompt would. */
+ * result. Keys are taken in blocks of KB with a running softmax (as flash
+ * attention does), so a block of keys serves every row and head of a task
+ * while it is in cache. Every (row, head) sees the same blocks in the same order
+ * whatever the number of rows, so a position gets the same bits whether it came
+ * in a prefill or alone in a decode step: a conversation continued from a cached
+ * prefix continues exactly as a cold run of the whole prompt would. */
 int companion_attend(const float *q, int rows, int q_stride, const float *k, const float *v,
                      int heads, int kv_heads, int dim, int capacity, int start, float scale,
                      float *out, int out_stride, int threads) {
     const int group = heads / kv_heads;
-    const int total = start + rows;
-    const int par = threads > 1 && (size_t)rows * total * heads * dim >= (1u << 16);
+    const int chunks = (rows + RB - 1) / RB;
+    const int tasks = kv_heads * chunks;
+    const size_t work = (size_t)rows * (start + rows) * heads * dim;
+    const int par = threads > 1 && tasks > 1 && work >= (1u << 16);
     int failed = 0;
 #pragma omp parallel num_threads(threads) if (par)
     {
-        float *sc = (float *)malloc(sizeof(float) * (size_t)total);
-        if (!sc) {
+        const size_t pairs = (size_t)RB * group;
+        float *state = (float *)malloc(sizeof(float) * (pairs * (2 + dim) + KB));
+        if (!state) {
 #pragma omp atomic write
             failed = 1;
         }
-#pragma omp for collapse(2) schedule(static)
-        for (int i = 0; i < rows; i++)
-            for (int h = 0; h < heads; h++) {
-                if (!sc)
-                    continue;
-                const int length = start + i + 1;
-                const float *qh = q + (size_t)i * q_stride + (size_t)h * dim;
-                const float *kh = k + (size_t)(h / group) * capacity * dim;
-                const float *vh = v + (size_t)(h / group) * capacity * dim;
-                float top = -INFINITY;
-                int j = 0;
-                if (dim % 8 == 0) /* eight keys at a time: one reduction for eight dots */
-                    for (; j + 8 <= length; j += 8)
-                        _mm256_storeu_ps(sc + j, _mm256_mul_ps(dot8keys(qh, kh + (size_t)j * dim, dim),
-                                                               _mm256_set1_ps(scale)));
-                for (; j < length; j++)
-                    sc[j] = dot_f32(qh, kh + (size_t)j * dim, dim) * scale;
-                for (j = 0; j < length; j++)
-                    if (sc[j] > top)
-                        top = sc[j];
-                float sum = 0.0f;
-                for (int j = 0; j < length; j++) {
-                    sc[j] = expf(sc[j] - top);
-                    sum += sc[j];
-                }
-                const float inv = 1.0f / sum;
-                float *o = out + (size_t)i * out_stride + (size_t)h * dim;
-                if (dim == 64) { /* the common head size: the sum stays in registers */
-                    __m256 acc[8];
-                    for (int c = 0; c < 8; c++)
-                        acc[c] = _mm256_setzero_ps();
-                    for (int j = 0; j < length; j++) {
-                        const float *vj = vh + (size_t)j * dim;
-                        const __m256 wv = _mm256_set1_ps(sc[j] * inv);
-                        for (int c = 0; c < 8; c++)
-                            acc[c] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(vj + 8 * c), acc[c]);
+#pragma omp for schedule(static)
+        for (int task = 0; task < tasks; task++) {
+            if (!state)
+                continue;
+            const int kvh = task / chunks, r0 = (task % chunks) * RB;
+            const int r1 = r0 + RB < rows ? r0 + RB : rows;
+            float *m = state, *l = state + pairs, *acc = state + 2 * pairs;
+            float *sc = acc + pairs * dim;
+            for (size_t p = 0; p < pairs; p++) {
+                m[p] = -INFINITY;
+                l[p] = 0.0f;
+            }
+            for (size_t p = 0; p < pairs * dim; p++)
+                acc[p] = 0.0f;
+            const float *kh = k + (size_t)kvh * capacity * dim;
+            const float *vh = v + (size_t)kvh * capacity * dim;
+            const int longest = start + r1; /* the last row's length */
+            for (int k0 = 0; k0 < longest; k0 += KB) {
+                for (int i = r0; i < r1; i++) {
+                    const int length = start + i + 1;
+                    if (k0 >= length)
+                        continue;
+                    const int n = length - k0 < KB ? length - k0 : KB;
+                    for (int g = 0; g < group; g++) {
+                        const size_t p = (size_t)(i - r0) * group + g;
+                        const int h = kvh * group + g;
+                        attend_block(q + (size_t)i * q_stride + (size_t)h * dim, kh, vh, dim, k0, n,
+                                     scale, m + p, l + p, acc + p * dim, sc);
                     }
-                    for (int c = 0; c < 8; c++)
-                        _mm256_storeu_ps(o + 8 * c, acc[c]);
-                    continue;
-                }
-                for (int d = 0; d < dim; d++)
-                    o[d] = 0.0f;
-                for (int j = 0; j < length; j++) {
-                    const float *vj = vh + (size_t)j * dim;
-                    const float w = sc[j] * inv;
-                    const __m256 wv = _mm256_set1_ps(w);
-                    int d = 0;
-                    for (; d + 8 <= dim; d += 8)
-                        _mm256_storeu_ps(o + d, _mm256_fmadd_ps(wv, _mm256_loadu_ps(vj + d),
-                                                                _mm256_loadu_ps(o + d)));
-                    for (; d < dim; d++)
-                        o[d] += w * vj[d];
                 }
             }
-        free(sc);
+            for (int i = r0; i < r1; i++)
+                for (int g = 0; g < group; g++) {
+                    const size_t p = (size_t)(i - r0) * group + g;
+                    const float inv = 1.0f / l[p];
+                    float *o = out + (size_t)i * out_stride + (size_t)(kvh * group + g) * dim;
+                    for (int d = 0; d < dim; d++)
+                        o[d] = acc[p * dim + d] * inv;
+                }
+        }
+        free(state);
     }
     return failed ? -2 : 0;
 }

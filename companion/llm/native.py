@@ -30,7 +30,7 @@ from typing import Any
 #: Compiler flags; part of the cache key.
 CFLAGS = ("-O3", "-mavx2", "-mfma", "-mf16c", "-fopenmp", "-shared", "-fPIC")
 #: What ``companion_native_abi()`` must return for a cached build to be used.
-ABI = 2
+ABI = 3
 #: Activations are quantized in blocks of this many inputs; K must be a multiple.
 BLOCK = 32
 
