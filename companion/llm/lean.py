@@ -14,9 +14,9 @@ per layer:
 - the matrix products, RMSNorm, rotary embedding and SiLU gate in the native
   kernels (:mod:`companion.llm.native`), residual additions folded into the
   products;
-- attention in the native kernel too, on a preallocated key/value cache
-  (:class:`LeanCache`) that grows by doubling, not by copying the whole cache
-  each token as a ``DynamicCache`` does.
+- attention in the native kernel too (keys in blocks with a running softmax),
+  on a preallocated key/value cache (:class:`LeanCache`) that grows by doubling,
+  not by copying the whole cache each token as a ``DynamicCache`` does.
 
 Every position is computed by the same code in the same order whether it comes
 in a prefill or alone in a decode step, so a reply continued from a cached
