@@ -124,3 +124,39 @@ def test_written_copies_read_back_with_safetensors(tmp_path: Path) -> None:
     back = load_file(str(path))
     assert all(torch.equal(back[k], v) for k, v in tensors.items())
     assert dict(quantize.read_safetensors(path)).keys() == tensors.keys()
+
+
+def test_a_damaged_header_is_a_model_error_not_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "x.safetensors"
+    for blob in (
+        b"",
+        b"\xff" * 64,
+        (10**9).to_bytes(8, "little") + b"{}",
+        b"\x02\x00\x00\x00\x00\x00\x00\x00[]",
+    ):
+        path.write_bytes(blob)
+        with pytest.raises(ModelError, match="damaged"):
+            quantize.safetensors_header(path)
+
+
+def test_a_damaged_cached_copy_is_made_again(tmp_path: Path) -> None:
+    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("accelerate")
+    folder = tmp_path / "tiny"
+    config = transformers.LlamaConfig(
+        vocab_size=64, hidden_size=64, intermediate_size=96, num_hidden_layers=1,
+        num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True,
+    )  # fmt: skip
+    transformers.LlamaForCausalLM(config).save_pretrained(folder)
+    cache = tmp_path / "cache"
+    _, built = quantize.load_quantized(folder, "int8", cache=cache)
+    target = next(cache.glob("quantized/*/*.safetensors"))
+    good = target.read_bytes()
+    target.write_bytes(good[: len(good) // 2])
+    said: list[str] = []
+    model, rebuilt = quantize.load_quantized(folder, "int8", cache=cache, progress=said.append)
+    assert built and rebuilt and "damaged" in said[0]
+    assert target.read_bytes() == good
+    ids = torch.tensor([[1, 2, 3]])
+    with torch.inference_mode():
+        assert model(input_ids=ids).logits.shape == (1, 3, 64)

@@ -46,7 +46,10 @@ def open_lean(
     if not tokenizer.chat_template:
         raise ModelError(f"{folder} has no chat template; it is not a chat model")
     return_freed_memory()  # before the weights: the tokenizer's temporaries go back
-    built = lean_from_cache(folder, method, where)
+    try:
+        built = lean_from_cache(folder, method, where)
+    except ModelError:  # a damaged cached copy: the transformers path makes it again
+        return None
     if built is None:
         return None
     lean, config = built

@@ -241,14 +241,22 @@ def load_quantized(
     files = weight_files(folder)
     target = cached_path(folder, files, method, cache)
     model = _skeleton(folder)
-    built = not target.is_file()
-    if built:
+    cached = None
+    if target.is_file():
+        try:
+            cached = _read(target)
+        except ModelError as exc:  # a damaged copy is only a cache: make it again
+            if progress is not None:
+                progress(f"{exc}; making it again")
+            target.unlink(missing_ok=True)
+    built = cached is None
+    if cached is None:
         if progress is not None:
             progress(f"quantizing {folder.name} to {method} (once)")
         tensors, kinds = _quantize_files(model, files, method)
         _write_atomic(target, tensors, {"method": method, "kinds": json.dumps(kinds)})
     else:
-        tensors, kinds = _read(target)
+        tensors, kinds = cached
     _install(model, tensors, kinds)
     return model, built
 
@@ -452,10 +460,22 @@ _DTYPES = {
 
 def safetensors_header(path: Path) -> tuple[dict[str, str], dict[str, Any], int]:
     """``(metadata, tensor entries, offset of the data)`` of a safetensors file."""
-    with path.open("rb") as f:
-        size = int.from_bytes(f.read(8), "little")
-        header: dict[str, Any] = json.loads(f.read(size))
-    meta = header.pop("__metadata__", None) or {}
+    try:
+        with path.open("rb") as f:
+            total = os.fstat(f.fileno()).st_size
+            size = int.from_bytes(f.read(8), "little")
+            if not 2 <= size <= total - 8:
+                raise ValueError(f"a header of {size} bytes in a file of {total}")
+            header: dict[str, Any] = json.loads(f.read(size))
+        if not isinstance(header, dict):
+            raise ValueError("the header is not an object")
+        meta = header.pop("__metadata__", None) or {}
+        for entry in header.values():
+            start, end = (int(x) for x in entry["data_offsets"])
+            if not 0 <= start <= end <= total - 8 - size:
+                raise ValueError("a tensor lies outside the file")
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ModelError(f"{path.name} is damaged ({exc})") from exc
     return meta, header, 8 + size
 
 
