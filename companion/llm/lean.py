@@ -23,10 +23,13 @@ in a prefill or alone in a decode step, so a reply continued from a cached
 prefix is bit for bit the reply a cold run of the whole prompt gives (the
 transformers forward only promises that up to rounding).
 
-Outputs match the transformers forward to int8 activation rounding (the tests
-check the next-token agreement and the KL divergence on a real model).
-:func:`build_lean` returns None for anything else, and the backend keeps the
-transformers forward.
+Outputs match the transformers forward to int8 activation rounding
+(``tests/test_lean.py`` checks the KL divergence and next-token agreement on tiny
+random Llama and Qwen2 models; the quality guard checks a real model against
+its float32 reference). :func:`build_lean` takes a loaded transformers model,
+:func:`lean_from_tensors` the cached quantized copy with no transformers model at
+all; both return None for anything else, and the backend keeps the transformers
+forward.
 """
 
 from __future__ import annotations
