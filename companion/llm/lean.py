@@ -296,7 +296,7 @@ def lean_from_tensors(
     config: Any, tensors: dict[str, torch.Tensor], kinds: dict[str, str]
 ) -> LeanModel | None:
     """A :class:`LeanModel` straight from a quantized copy's tensors (see
-    :func:`companion.llm.quantize.read_cached`) and the model's config, with no
+    :func:`companion.llm.quantize.read_quantized`) and the model's config, with no
     transformers model object: importing transformers' modeling code alone takes
     about 130 MB. None when the model does not qualify. The tensors it uses are
     taken out of ``tensors``."""

@@ -40,19 +40,20 @@ def open_lean(
     from companion.paths import models_dir
 
     where = cache or models_dir()
-    if not lean_candidate(folder, method, where):
+    candidate = lean_candidate(folder, method, where)
+    if candidate is None:
         return None
+    config, copy = candidate
     tokenizer = LightTokenizer(folder)
     if not tokenizer.chat_template:
         raise ModelError(f"{folder} has no chat template; it is not a chat model")
     return_freed_memory()  # before the weights: the tokenizer's temporaries go back
     try:
-        built = lean_from_cache(folder, method, where)
+        lean = lean_from_cache(config, copy)
     except ModelError:  # a damaged cached copy: the transformers path makes it again
         return None
-    if built is None:
+    if lean is None:
         return None
-    lean, config = built
 
     def loader() -> Any:  # the transformers model, for whoever asks for it
         return load_quantized(folder, method, cache=where)[0]
@@ -135,9 +136,10 @@ def quantize_method(
     return method
 
 
-def lean_candidate(folder: Path, method: Method, cache: Path) -> bool:
-    """Whether :func:`_lean_from_cache` may work: the kernels run, the architecture
-    is one the lean pass knows, and the quantized copy is built."""
+def lean_candidate(folder: Path, method: Method, cache: Path) -> tuple[Any, Path] | None:
+    """``(config, cached copy)`` when :func:`lean_from_cache` may work: the kernels
+    run, the architecture is one the lean pass knows, and the quantized copy is
+    built; else None."""
     from companion.llm.lean import ARCHITECTURES
     from companion.llm.native import kernels
     from companion.llm.quantize import cached_path, weight_files
@@ -145,27 +147,22 @@ def lean_candidate(folder: Path, method: Method, cache: Path) -> bool:
     try:
         config = light_config(folder)
     except (OSError, ValueError):
-        return False
-    if getattr(config, "model_type", None) not in ARCHITECTURES or kernels() is None:
-        return False
-    return cached_path(folder, weight_files(folder), method, cache).is_file()
-
-
-def lean_from_cache(folder: Path, method: Method, cache: Path) -> tuple[LeanModel, Any] | None:
-    """The lean pass and config straight from the cached quantized copy, without a
-    transformers model (see :func:`companion.llm.lean.lean_from_tensors`); None when
-    the copy is not built yet or the model does not qualify."""
-    from companion.llm.lean import lean_from_tensors
-    from companion.llm.quantize import read_cached
-
-    config = light_config(folder)
-    cached = read_cached(folder, method, cache=cache)
-    if cached is None:
         return None
-    tensors, kinds = cached
-    del cached
-    lean = lean_from_tensors(config, tensors, kinds)
-    return (lean, config) if lean is not None else None
+    if getattr(config, "model_type", None) not in ARCHITECTURES or kernels() is None:
+        return None
+    copy = cached_path(folder, weight_files(folder), method, cache)
+    return (config, copy) if copy.is_file() else None
+
+
+def lean_from_cache(config: Any, copy: Path) -> LeanModel | None:
+    """The lean pass straight from the cached quantized ``copy``, without a
+    transformers model (see :func:`companion.llm.lean.lean_from_tensors`); None
+    when the model does not qualify. A damaged copy raises :class:`ModelError`."""
+    from companion.llm.lean import lean_from_tensors
+    from companion.llm.quantize import read_quantized
+
+    tensors, kinds = read_quantized(copy)
+    return lean_from_tensors(config, tensors, kinds)
 
 
 def light_config(folder: Path) -> Any:

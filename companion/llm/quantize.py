@@ -244,7 +244,7 @@ def load_quantized(
     cached = None
     if target.is_file():
         try:
-            cached = _read(target)
+            cached = read_quantized(target)
         except ModelError as exc:  # a damaged copy is only a cache: make it again
             if progress is not None:
                 progress(f"{exc}; making it again")
@@ -259,16 +259,6 @@ def load_quantized(
         tensors, kinds = cached
     _install(model, tensors, kinds)
     return model, built
-
-
-def read_cached(
-    folder: Path, method: Method, *, cache: Path
-) -> tuple[dict[str, torch.Tensor], dict[str, str]] | None:
-    """The tensors and module kinds of the cached ``method`` copy, or None when it
-    has not been built yet (:func:`load_quantized` builds it). No model object is
-    made: :mod:`companion.llm.lean` runs from these tensors directly."""
-    target = cached_path(folder, weight_files(folder), method, cache)
-    return _read(target) if target.is_file() else None
 
 
 def cached_path(folder: Path, files: list[Path], method: Method, cache: Path) -> Path:
@@ -436,7 +426,9 @@ def _write_atomic(target: Path, tensors: dict[str, torch.Tensor], meta: dict[str
         tmp.unlink(missing_ok=True)
 
 
-def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+def read_quantized(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The tensors and module kinds of a cached quantized copy (no model object:
+    :mod:`companion.llm.lean` runs from these directly)."""
     kinds: dict[str, str] = json.loads(safetensors_header(path)[0].get("kinds", "{}"))
     # An embedding table no output layer shares is read a few rows per token:
     # mapped from the file, only the rows read take memory (136 MB saved on
