@@ -14,10 +14,10 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-extras="llm,serve,voice"
+extras="llm,serve,voice,encrypt"
 for arg in "$@"; do
   case "$arg" in
-    --dev) extras="llm,serve,voice,dev" ;;
+    --dev) extras="llm,serve,voice,encrypt,dev" ;;
     -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option $arg (try --help)" >&2; exit 2 ;;
   esac

@@ -53,7 +53,8 @@ from companion.llm.fetch import fetch_model, gguf_path
 from companion.llm.llamacpp_backend import LlamaCppLLM
 from companion.llm.loader import load_llm
 from companion.llm.registry import load_registry
-from companion.llm.transformers_backend import TransformersLLM, import_torch
+from companion.llm.torchenv import import_torch
+from companion.llm.transformers_backend import TransformersLLM
 from companion.types import GenerationParams, Message
 
 Backend = TransformersLLM | LlamaCppLLM

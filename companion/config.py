@@ -42,12 +42,40 @@ class Config:
     tts: str = "auto"
     #: Speech recognizer: "auto" (faster-whisper tiny.en) or "faster-whisper".
     stt: str = "auto"
+    #: Sampling guards (see :mod:`companion.llm.sampling`); a persona may set its
+    #: own (``[sampling]``), which a user's config file or an override beats.
+    min_p: float = 0.0
+    repetition_penalty: float = 1.0
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
+    dry_multiplier: float = 0.0
+    dry_base: float = 1.75
+    dry_allowed_length: int = 2
+    echo_penalty: float = 0.0
+    #: Most sentences in one reply (0: no limit; a persona may set its own).
+    max_sentences: int = 0
+    #: Check the start of each reply for echo, identity and loops, and sample again.
+    reply_guard: bool = True
+    #: ``companion serve``: Host names answered besides loopback ones ("*": any,
+    #: which needs a token), and web page origins allowed to call it (none).
+    allowed_hosts: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
+    #: Settings given by the user (their config file or overrides), not defaults.
+    explicit: frozenset[str] = frozenset()
+
+    def __repr__(self) -> str:
+        """As a dataclass writes it, but a password in an ``openai:`` URL is ``***``."""
+        from companion.llm.openai_spec import redact
+
+        body = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self))
+        return redact(f"Config({body})")
 
     def with_overrides(self, **overrides: Any) -> Config:
         """A copy with the given settings changed (``None`` values are ignored)."""
-        given = {k: v for k, v in overrides.items() if v is not None}
+        given: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v
+                                 for k, v in overrides.items() if v is not None}  # fmt: skip
         _check(given, source=None)
-        return replace(self, **given)
+        return replace(self, **given, explicit=self.explicit | given.keys())
 
 
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -64,7 +92,25 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "quantize": (str,),
     "tts": (str,),
     "stt": (str,),
+    "min_p": (float, int),
+    "repetition_penalty": (float, int),
+    "frequency_penalty": (float, int),
+    "presence_penalty": (float, int),
+    "dry_multiplier": (float, int),
+    "dry_base": (float, int),
+    "dry_allowed_length": (int,),
+    "echo_penalty": (float, int),
+    "max_sentences": (int,),
+    "reply_guard": (bool,),
+    "allowed_hosts": (list, tuple),
+    "allowed_origins": (list, tuple),
 }
+#: The settings a persona's ``[sampling]`` table may give.
+SAMPLING_KEYS = (
+    "temperature", "top_p", "min_p", "repetition_penalty", "frequency_penalty",
+    "presence_penalty", "dry_multiplier", "dry_base", "dry_allowed_length", "echo_penalty",
+    "max_sentences",
+)  # fmt: skip
 _CHOICES: dict[str, tuple[str, ...]] = {
     "quantize": ("auto", "none", "int8", "int4"),
     "tts": ("auto", "piper", "pyttsx3", "null"),
@@ -77,7 +123,21 @@ _RANGES: dict[str, tuple[float, float]] = {
     "context_tokens": (256, 1_000_000),
     "recall_limit": (0, 100),
     "threads": (1, 1024),
+    "min_p": (0.0, 1.0),
+    "repetition_penalty": (0.5, 3.0),
+    "frequency_penalty": (-2.0, 2.0),
+    "presence_penalty": (-2.0, 2.0),
+    "dry_multiplier": (0.0, 10.0),
+    "dry_base": (1.0, 4.0),
+    "dry_allowed_length": (1, 50),
+    "echo_penalty": (0.0, 10.0),
+    "max_sentences": (0, 100),
 }
+
+
+def sampling_range(key: str) -> tuple[float, float]:
+    """The allowed range of a sampling setting (for a persona's ``[sampling]``)."""
+    return _RANGES[key]
 
 
 def read_toml(text: str, path: Path | str) -> dict[str, Any]:
@@ -106,11 +166,13 @@ def _check(values: dict[str, Any], source: tuple[Path | str, str] | None) -> Non
             known = ", ".join(sorted(_TYPES))
             raise ConfigError(f"unknown setting {key!r} (known: {known})", path=path, line=line)
         types = _TYPES[key]
-        if isinstance(value, bool) or not isinstance(value, types):
+        if isinstance(value, bool) != (bool in types) or not isinstance(value, types):
             want = " or ".join(t.__name__ for t in types)
             raise ConfigError(
                 f"{key} must be {want}, not {type(value).__name__}", path=path, line=line
             )
+        if isinstance(value, list | tuple) and not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{key} must be a list of strings", path=path, line=line)
         if key in _CHOICES and value not in _CHOICES[key]:
             raise ConfigError(
                 f"{key} must be one of {', '.join(_CHOICES[key])}, not {value!r}",
@@ -126,7 +188,8 @@ def _check(values: dict[str, Any], source: tuple[Path | str, str] | None) -> Non
 def _from_file(path: Path | str, text: str) -> dict[str, Any]:
     values = read_toml(text, path)
     _check(values, (path, text))
-    return {k: float(v) if _TYPES[k][0] is float else v for k, v in values.items()}
+    return {k: float(v) if _TYPES[k][0] is float else tuple(v) if isinstance(v, list) else v
+            for k, v in values.items()}  # fmt: skip
 
 
 def default_user() -> str:
@@ -147,17 +210,20 @@ def load_config(path: Path | None = None, *, home: Path | None = None, **overrid
     """
     bundled = package_data("config", "companion.toml")
     values = _from_file("config/companion.toml", bundled.read_text(encoding="utf-8"))
+    explicit: set[str] = set()
     user_file = path if path is not None else (home or data_dir()) / "config.toml"
     if user_file.exists():
         try:
             text = user_file.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"cannot read: {exc}", path=user_file) from exc
-        values.update(_from_file(user_file, text))
+        mine = _from_file(user_file, text)
+        values.update(mine)
+        explicit.update(mine)
     elif path is not None:
         raise ConfigError("no such file", path=path)
     config = Config(**{f.name: values[f.name] for f in fields(Config) if f.name in values})
-    config = config.with_overrides(**overrides)
+    config = replace(config, explicit=frozenset(explicit)).with_overrides(**overrides)
     if not config.user:
         config = replace(config, user=default_user())
     return config

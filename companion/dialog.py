@@ -13,19 +13,25 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import replace as dataclass_replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from companion.config import Config, load_config
+from companion.errors import InputError
+from companion.guard import Context as GuardContext
+from companion.guard import GuardOutcome, guarded
 from companion.llm.base import LLM
 from companion.memory import LongTermMemory, Store, parse_forget_request
 from companion.memory.base import Consolidating, Memory
+from companion.overrides import apply_overrides, check_overrides
 from companion.paths import data_dir
 from companion.persona import (
     Persona,
     begin_session,
     describe_state,
+    examples,
     fill,
     initial_state,
     load_persona,
@@ -40,6 +46,7 @@ from companion.prompts import Prompts, load_prompts
 from companion.reply import Finished, Reply
 from companion.text import clean_message
 from companion.timefmt import ago, local_clock
+from companion.turnparams import generation_params
 from companion.types import GenerationParams, MemoryItem, Message, PersonaState, SessionInfo, Turn
 
 Clock = Callable[[], datetime]
@@ -56,6 +63,16 @@ RECENT_TURNS = 20
 CLOCK_STEP_MINUTES = 10
 
 _NAME = re.compile(r"name is ([^.,;]+)", re.IGNORECASE)
+
+#: "Do you remember ...?", "What do you know about me?": answered from memory.
+_MEMORY_QUESTION = re.compile(
+    r"\b(?:do|did|can|don't|do not) you (?:still |even )?(?:remember|recall|know)\b"
+    r"|\bwhat (?:do|did) you (?:know|remember|recall)\b|\bwhat have i told you\b"
+    r"|\b(?:remember|recall) (?:what|when|where|who|my|me)\b",
+    re.IGNORECASE,
+)
+#: Facts put in front of the model for a question about what she remembers.
+MEMORY_QUESTION_FACTS = 8
 
 
 def _utcnow() -> datetime:
@@ -97,6 +114,14 @@ class Companion:
         # The private note given with each user message (by turn id), so later
         # prompts repeat it unchanged and the model's cached prefix stays valid.
         self._notes: dict[int, Note] = {}
+        #: Replies the guard could not fix: stored as said, kept out of later prompts.
+        self._flagged: set[int] = set()
+        #: What the reply guard did for the last reply (None: it did not run).
+        self.last_guard: GuardOutcome | None = None
+        #: Earlier versions of the last reply (``retry``), oldest first.
+        self.swipes: list[str] = []
+        self._pending_notes: list[str] = []
+        self._examples_noted = False
         self._session = self._begin_session()
 
     # -- opening and closing -------------------------------------------------
@@ -138,12 +163,34 @@ class Companion:
             )
         else:
             llm = model
-        store = Store.open(home_dir / "companion.db")
+        return cls.build(llm=llm, persona=persona, config=config, home=home_dir, clock=clock)
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        llm: LLM,
+        persona: Persona,
+        config: Config,
+        home: Path,
+        clock: Clock = _utcnow,
+        wrap_memory: Callable[[Memory], Memory] | None = None,
+    ) -> Companion:
+        """The companion of ``config.user`` on a loaded model: the one way to put
+        one together (:meth:`open` and the server's sessions both come here).
+
+        The store in ``home`` is opened here and closed with the companion; its
+        long-term memory is wrapped by ``wrap_memory`` when given (the server
+        times recall so). A wrapper must keep ``consolidate`` to keep memory
+        condensed between sessions.
+        """
+        store = Store.open(home / "companion.db")
         try:
+            memory: Memory = LongTermMemory(store, skip_recent_turns=RECENT_TURNS)
             return cls(
                 llm=llm,
                 store=store,
-                memory=LongTermMemory(store, skip_recent_turns=RECENT_TURNS),
+                memory=wrap_memory(memory) if wrap_memory is not None else memory,
                 persona=persona,
                 user=config.user,
                 config=config,
@@ -180,13 +227,20 @@ class Companion:
 
     # -- conversation --------------------------------------------------------
 
-    def say(self, text: str) -> Reply[Turn | None]:
+    def say(self, text: str, **overrides: Any) -> Reply[Turn | None]:
         """Take the user's message and return the companion's reply (streamed lazily).
 
-        Raises :class:`~companion.errors.InputError` for an empty message (no
-        model call is made) and :class:`~companion.errors.ConfigError` when the
+        ``overrides`` change this reply's generation settings only: any field of
+        :class:`~companion.types.GenerationParams` (``max_tokens``,
+        ``temperature``, ``top_p``, ``seed``, ...; ``None`` keeps the config's),
+        with ``stop`` strings added to hers (see :mod:`companion.overrides`).
+
+        Raises :class:`~companion.errors.InputError` for an empty message or a
+        bad setting (no model call is made, nothing is stored), :class:`TypeError`
+        for an unknown setting and :class:`~companion.errors.ConfigError` when the
         persona alone does not fit the model's window.
         """
+        settings = check_overrides(overrides)
         text = clean_message(text)
         self._settle_last_reply()
         request = parse_forget_request(text)
@@ -195,9 +249,16 @@ class Companion:
             return self._reply_from(iter([_forgot(removed)]))
         now = self._clock()
         recalled = self.memory.recall(self.user, text, limit=self.config.recall_limit)
+        question = _MEMORY_QUESTION.search(text) is not None
+        if question:
+            recalled = self._with_all_facts(recalled)
         last_talked = self._state.relationship.last_seen
         state = update_state(self._state, self.persona, text, now)
-        prompt = self._prompt(state, now, user=text, memories=recalled, last_talked=last_talked)
+        names = self._names()  # read once a turn: it looks through every fact
+        prompt = self._prompt(
+            state, now, names, user=text, memories=recalled, last_talked=last_talked,
+            reply_tokens=settings.get("max_tokens"), question=question,
+        )
         with self.store.transaction():
             turn = self.store.add_turn(self.user, self._session.id, "user", text, now)
             self.memory.remember(turn)
@@ -205,27 +266,67 @@ class Companion:
         self._state = state
         if prompt.note is not None:
             self._notes[turn.id] = prompt.note
-        return self._reply(prompt)
+        self.swipes = []
+        return self._reply(prompt, names, overrides=settings, user_text=text)
+
+    def retry(self, **overrides: Any) -> Reply[Turn | None]:
+        """Another reply to the user's last message (SillyTavern's swipe).
+
+        The last reply is taken out of the store and the prompt (and so out of
+        the model's cached prefix) and kept in :attr:`swipes`; the new one is
+        stored in its place, sampled with another seed. Raises
+        :class:`InputError` when there is no reply to the user's last message
+        in this session.
+        """
+        settings = check_overrides(overrides)
+        self._settle_last_reply()
+        window = self.store.recent_turns(self.user, 2)
+        if (
+            len(window) < 2
+            or window[-1].role != "assistant"
+            or window[-2].role != "user"
+            or window[-1].session_id != self._session.id
+        ):
+            raise InputError("nothing to retry yet: say something first")
+        old, asked = window[-1], window[-2]
+        self.store.delete_turn(old.id)
+        self._flagged.discard(old.id)
+        self.swipes.append(old.content)
+        names = self._names()
+        question = _MEMORY_QUESTION.search(asked.content) is not None
+        recalled = self.memory.recall(self.user, asked.content, limit=self.config.recall_limit)
+        if question:
+            recalled = self._with_all_facts(recalled)
+        prompt = self._prompt(
+            self._state, self._clock(), names, user=asked.content, memories=recalled,
+            last_talked=self._state.relationship.last_seen, question=question,
+            reply_tokens=settings.get("max_tokens"), before=asked.id,
+        )
+        if asked.id in self._notes:  # the note it was first answered with keeps the cache
+            prompt = self._with_note(prompt, self._notes[asked.id])
+        return self._reply(
+            prompt, names, overrides=settings, user_text=asked.content,
+            attempt=len(self.swipes),
+        )
 
     def greet(self) -> Reply[Turn | None]:
         """Open the session: the persona's first message to a new user, or a
         greeting that picks up from the last session with a returning one."""
         self._settle_last_reply()
         last = self.store.last_session(self.user, exclude=self._session.id)
+        names = self._names()
         if last is None:
-            text = fill(self.persona.first_mes or "Hi, {{user}}.", **self._names())
+            text = fill(self.persona.first_mes or "Hi, {{user}}.", **names)
             return self._reply_from(iter([text]))
         now = self._clock()
         when = ago(last.ended_at or last.started_at, now)
-        instruction = fill(self.prompts.greeting_returning, **self._names()).format(
-            last_time=when
-        )
-        prefill = fill(self.prompts.greeting_prefill, **self._names())
+        instruction = fill(self.prompts.greeting_returning, **names).format(last_time=when)
+        prefill = fill(self.prompts.greeting_prefill, **names)
         prompt = self._prompt(
-            self._state, now, user="", instruction=instruction,
+            self._state, now, names, user="", instruction=instruction,
             last_talked=self._state.relationship.last_seen,
         )
-        return self._reply(prompt, prefill=prefill)
+        return self._reply(prompt, names, prefill=prefill)
 
     def new_session(self) -> Reply[Turn | None]:
         """End this session and start another; returns the new session's greeting."""
@@ -299,6 +400,7 @@ class Companion:
     # -- internals -----------------------------------------------------------
 
     def _names(self) -> dict[str, str]:
+        """The persona's and the user's names, as the templates call them."""
         return {"char": self.persona.name, "user": self.user_name()}
 
     def _settle_last_reply(self) -> None:
@@ -310,14 +412,23 @@ class Companion:
         self,
         state: PersonaState,
         now: datetime,
+        names: dict[str, str],
         *,
         user: str,
         memories: list[MemoryItem] | None = None,
         instruction: str = "",
         last_talked: datetime | None = None,
+        reply_tokens: int | None = None,
+        question: bool = False,
+        before: int | None = None,
     ) -> Prompt:
-        names = self._names()
+        """The prompt for a reply to ``user`` (for a retry: to the turn ``before``,
+        with the history before it)."""
         window = self.store.recent_turns(self.user, HISTORY_WINDOW)
+        if before is not None:
+            window = [t for t in window if t.id < before]
+        # A reply the guard could not fix is not shown to the model again.
+        window = [t for t in window if t.id not in self._flagged]
         position = {t.id: i for i, t in enumerate(window)}
         quotes = [
             position.get(m.id) if m.kind == "episode" else None for m in memories or ()
@@ -337,38 +448,118 @@ class Companion:
                 ),
                 clock=local_clock(now, step_minutes=CLOCK_STEP_MINUTES),
                 post_history=fill(self.persona.post_history_instructions, **names),
-                instruction=instruction,
+                instruction=instruction or (
+                    fill(self.prompts.memory_question, **names) if question else ""
+                ),
                 user=user,
+                examples=self._examples(names),
             ),
             count=self.llm.count_tokens,
-            budget=budget - self.config.max_tokens,
+            budget=budget - (reply_tokens or self.config.max_tokens),
             templates=self.prompts.templates(**names),
+            max_new_memories=MEMORY_QUESTION_FACTS if question else 2,
         )
 
-    def _params(self, prefill: str = "") -> GenerationParams:
-        name = self.user_name()
+    def _examples(self, names: dict[str, str]) -> list[Message]:
+        """The persona's example dialogue as messages (a one-line notice, once, when
+        it is there but cannot be read)."""
+        pairs = examples(self.persona, names["user"])
+        if self.persona.mes_example.strip() and not pairs and not self._examples_noted:
+            self._examples_noted = True
+            self._pending_notes.append(
+                self.prompts.examples_skipped.format(
+                    why="no {{user}}: / {{char}}: lines found in it"
+                )
+            )
+        return [Message(role, text) for role, text in pairs]
+
+    def _with_all_facts(self, recalled: list[MemoryItem]) -> list[MemoryItem]:
+        """``recalled``, then the user's other facts, newest first (a question about
+        what she remembers is answered from them)."""
+        have = {(m.kind, m.id) for m in recalled}
+        facts = [
+            m for m in self.memory.items(self.user)
+            if m.kind != "summary" and (m.kind, m.id) not in have
+        ]
+        return [*recalled, *facts][: max(MEMORY_QUESTION_FACTS, len(recalled))]
+
+    @staticmethod
+    def _with_note(prompt: Prompt, note: Note) -> Prompt:
+        """``prompt`` with its private note (the message before the user's) made ``note``."""
+        messages = list(prompt.messages)
+        if len(messages) >= 2 and messages[-2].role == "system" and prompt.note is not None:
+            messages[-2] = Message("system", note.text)
+        elif prompt.note is None:
+            messages.insert(len(messages) - 1, Message("system", note.text))
+        else:
+            return prompt
+        return dataclass_replace(prompt, messages=tuple(messages), note=note)
+
+    def _params(
+        self,
+        names: dict[str, str],
+        prefill: str = "",
+        overrides: dict[str, Any] | None = None,
+        *,
+        user_text: str = "",
+        attempt: int = 0,
+    ) -> GenerationParams:
+        name = names["user"]
         # A small model sometimes copies its private note into the reply: the
         # reply ends where the note's own opening words would begin.
-        t = self.prompts.templates(**self._names())
+        t = self.prompts.templates(**names)
         leaks = (t.context_header, t.memories.split("{facts}")[0].strip())
         stops = tuple(dict.fromkeys((
             f"\n{name}:", f"\n{self.user}:", "\nUser:", "\nuser:", *(s for s in leaks if s),
         )))  # fmt: skip
-        return GenerationParams(
-            max_tokens=self.config.max_tokens,
-            temperature=self.config.temperature,
-            top_p=self.config.top_p,
-            seed=self.config.seed,
-            stop=stops,
-            prefill=prefill,
+        params = generation_params(
+            self.config, self.persona.sampling, stop=stops, prefill=prefill, echo=user_text,
+            attempt=attempt,
         )
+        return apply_overrides(params, overrides or {})
 
-    def _reply(self, prompt: Prompt, *, prefill: str = "") -> Reply[Turn | None]:
-        chunks = self.llm.stream(prompt.messages, self._params(prefill))
-        return self._reply_from(chunks, prefix=prefill, notes=prompt.notes)
+    def _reply(
+        self,
+        prompt: Prompt,
+        names: dict[str, str],
+        *,
+        prefill: str = "",
+        overrides: dict[str, Any] | None = None,
+        user_text: str = "",
+        attempt: int = 0,
+    ) -> Reply[Turn | None]:
+        def stream(n: int) -> Iterator[str]:
+            params = self._params(
+                names, prefill, overrides, user_text=user_text, attempt=attempt + n
+            )
+            return self.llm.stream(prompt.messages, params)
+
+        notes = (*self._pending_notes, *prompt.notes)
+        self._pending_notes = []
+        self.last_guard = None
+        if not (self.config.reply_guard and user_text):
+            return self._reply_from(stream(0), prefix=prefill, notes=notes)
+        last = next(
+            (t.content for t in reversed(self.store.recent_turns(self.user, 4))
+             if t.role == "assistant"), "",
+        )  # fmt: skip
+        context = GuardContext(
+            user_text=user_text,
+            persona_name=self.persona.name,
+            has_spoken=self._state.relationship.turns > 1,
+            last_reply=last,
+        )
+        outcome = self.last_guard = GuardOutcome()
+        chunks = guarded(stream, context, outcome)
+        return self._reply_from(chunks, prefix=prefill, notes=notes, outcome=outcome)
 
     def _reply_from(
-        self, chunks: Iterator[str], *, prefix: str = "", notes: tuple[str, ...] = ()
+        self,
+        chunks: Iterator[str],
+        *,
+        prefix: str = "",
+        notes: tuple[str, ...] = (),
+        outcome: GuardOutcome | None = None,
     ) -> Reply[Turn | None]:
         session_id = self._session.id
 
@@ -376,10 +567,13 @@ class Companion:
             text = done.text.strip()
             if not text:
                 return None
-            return self.store.add_turn(
+            turn = self.store.add_turn(
                 self.user, session_id, "assistant", text, self._clock(),
                 interrupted=done.interrupted,
             )
+            if outcome is not None and outcome.failed:
+                self._flagged.add(turn.id)
+            return turn
 
         self._last_reply = Reply(chunks, store, prefix=prefix, notes=notes)
         return self._last_reply

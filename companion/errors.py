@@ -8,7 +8,8 @@
     │   └── ModelNotFoundError     no model matches the name: says what was tried
     ├── StoreError                 the SQLite store cannot be used
     │   ├── StoreLockedError       another process holds the database
-    │   └── StoreCorruptError      the file is not a usable database (never overwritten)
+    │   ├── StoreCorruptError      the file is not a usable database (never overwritten)
+    │   └── StoreKeyError          an encrypted store's key is wrong or missing (file untouched)
     └── AudioError                 no audio device, or audio I/O failed
 
 Every message is one line a user can act on. Library errors are translated at
@@ -78,6 +79,10 @@ class StoreLockedError(StoreError):
 
 class StoreCorruptError(StoreError):
     """The database file is damaged or not a database; it is left untouched."""
+
+
+class StoreKeyError(StoreError):
+    """An encrypted store cannot be opened: wrong passphrase, or no key; the file is untouched."""
 
 
 class AudioError(CompanionError):

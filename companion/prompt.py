@@ -5,6 +5,8 @@ said where it was, so a backend can reuse the KV cache of everything before the
 newest message and prefill only the new tokens::
 
     system   persona (unchanging)
+    ...      the persona's example dialogue, then a line saying the real chat
+             starts (while it fits beside the whole history; see below)
     ...      conversation history, oldest first (grows at the end); each
              earlier private note stays just before the user message it came with
     system   private note for this turn (only what is new, see below)
@@ -21,7 +23,8 @@ window are left out. A turn where nothing changed adds no note at all, so the
 model prefills just the new message. When the window moves
 on and drops an old note, what it said is written again if it still matters.
 
-What does not fit is dropped in this order: oldest history first (with its
+What does not fit is dropped in this order: the example dialogue (all of it,
+once, so the cached prefix changes only then), oldest history first (with its
 notes), then the least relevant memories, then the middle of an over-long user
 message (with a marker the model sees and a note for the user). It never
 silently overflows: when even the persona does not fit, it raises
@@ -50,6 +53,8 @@ class PromptTemplates:
     clock: str = "It is {now}."
     truncation_marker: str = "\n[... {omitted} characters omitted ...]\n"
     truncation_note: str = "Your message is {total:,} characters; the model saw {kept:,} of them."
+    examples_start: str = "(Those were examples. The real conversation starts now.)"
+    examples_skipped: str = "The persona's example dialogue was left out: {why}."
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +91,9 @@ class PromptInput:
     post_history: str = ""
     instruction: str = ""
     user: str = ""
+    #: The persona's example dialogue, as earlier turns; used while it fits
+    #: beside the whole history, left out (all of it) once the history needs the room.
+    examples: Sequence[Message] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +110,8 @@ class Prompt:
     #: This turn's private note (None when nothing was new); keep it with the
     #: user's message and pass it back in ``history_notes``.
     note: Note | None = None
+    #: How many example messages went in (0: none, or they did not fit).
+    examples_used: int = 0
 
 
 def message_tokens(count: TokenCounter, content: str) -> int:
@@ -281,10 +291,18 @@ def build_prompt(
     start = _history_start(
         costs, [m.role for m in inp.history], budget - fixed, inp.history_ordinal, block
     )
+    examples: tuple[Message, ...] = ()
+    if inp.examples:
+        examples = (*inp.examples, Message("system", t.examples_start))
+        room = budget - fixed - sum(costs)
+        if start > 0 or sum(message_tokens(count, m.content) for m in examples) > room:
+            examples = ()
+            if not inp.history:
+                notes.append(t.examples_skipped.format(why="it does not fit the model's window"))
     history = tuple(inp.history[start:])
     kept_notes = past[start:]
     note = _delta_note(t, inp, memories, history, kept_notes, remind_every, max_new_memories)
-    messages: tuple[Message, ...] = (system,)
+    messages: tuple[Message, ...] = (system, *examples)
     for message, past_note in zip(history, kept_notes, strict=True):
         if past_note is not None:
             messages += (Message("system", past_note.text),)
@@ -303,4 +321,5 @@ def build_prompt(
         user_omitted_chars=omitted,
         notes=tuple(notes),
         note=note,
+        examples_used=len(examples),
     )

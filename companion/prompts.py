@@ -23,6 +23,9 @@ class Prompts:
     truncation_note: str
     greeting_returning: str
     greeting_prefill: str
+    memory_question: str
+    examples_start: str
+    examples_skipped: str
 
     def templates(self, *, char: str, user: str) -> PromptTemplates:
         """The templates for :func:`~companion.prompt.build_prompt`, names filled in."""
@@ -32,6 +35,8 @@ class Prompts:
             clock=self.clock,
             truncation_marker=self.truncation_marker,
             truncation_note=self.truncation_note,
+            examples_start=fill(self.examples_start, char=char, user=user),
+            examples_skipped=self.examples_skipped,
         )
 
 
@@ -53,4 +58,7 @@ def load_prompts() -> Prompts:
         truncation_note=_get(data, "truncation", "note", source),
         greeting_returning=_get(data, "greeting", "returning", source),
         greeting_prefill=_get(data, "greeting", "returning_prefill", source),
+        memory_question=_get(data, "memory", "question", source),
+        examples_start=_get(data, "examples", "chat_start", source),
+        examples_skipped=_get(data, "examples", "skipped", source),
     )

@@ -2,7 +2,9 @@
 
 Terminal escape sequences and control characters are never stored or echoed
 raw: a pasted ``ESC]0;title BEL`` must not retitle the user's terminal, and a
-model emitting ``ESC[2J`` must not clear it.
+model emitting ``ESC[2J`` must not clear it. :func:`safe` is the one filter for
+everything printed that comes from a file, a card, the model or the user;
+:func:`clean_message` is what a typed message becomes before it is stored.
 """
 
 from __future__ import annotations
@@ -31,6 +33,41 @@ def strip_controls(text: str) -> str:
     """Remove escape sequences and control characters; keep tabs and newlines."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     return _CONTROLS.sub("", _ESCAPES.sub("", text))
+
+
+# Bidirectional overrides and isolates: they reorder what the terminal shows.
+_BIDI = re.compile(r"[\u202a-\u202e\u2066-\u2069]")
+
+
+def safe(text: object, *, one_line: bool = False) -> str:
+    """``text`` as it may be printed to a terminal: no escape sequence, no control
+    character, no bidirectional override, no lone surrogate (which cannot be
+    encoded). ``one_line`` also turns line breaks and tabs into spaces, for a name
+    or an echoed word printed inside a line of ours."""
+    cleaned = _BIDI.sub("", strip_controls(str(text)))
+    cleaned = cleaned.encode("utf-8", "replace").decode("utf-8")
+    if one_line:
+        cleaned = " ".join(cleaned.split("\n")).replace("\t", " ")
+    return cleaned
+
+
+#: The largest id SQLite stores (a signed 64-bit integer).
+MAX_ID = 2**63 - 1
+
+
+def parse_id(text: str) -> int | None:
+    """The id a user typed (ASCII digits only), or None when ``text`` is not one.
+
+    Raises :class:`InputError` for an id too large to exist (rather than letting
+    SQLite overflow), so that it is answered in one line.
+    """
+    text = text.strip()
+    if not text or not all("0" <= ch <= "9" for ch in text):
+        return None
+    value = int(text[:30]) if len(text) <= 30 else MAX_ID + 1
+    if value > MAX_ID:
+        raise InputError(f"no such id: {safe(text[:30], one_line=True)} is too large")
+    return value
 
 
 def clean_message(text: str) -> str:

@@ -33,6 +33,27 @@ class GenerationParams:
     # Text the assistant's reply is forced to start with (prefill). The backend
     # does not yield it again; the dialog manager prepends it to the reply.
     prefill: str = ""
+    # Sampling guards (see companion.llm.sampling). Keep tokens at least min_p
+    # times as likely as the best one.
+    min_p: float = 0.0
+    # Over the reply's own tokens: CTRL's multiplicative penalty (1 = off) and
+    # OpenAI's additive frequency and presence penalties.
+    repetition_penalty: float = 1.0
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
+    # DRY: a token that would go on repeating an earlier stretch of the context
+    # (prompt and reply) longer than dry_allowed_length tokens loses
+    # dry_multiplier * dry_base ** (length - dry_allowed_length) (0 = off).
+    dry_multiplier: float = 0.0
+    dry_base: float = 1.75
+    dry_allowed_length: int = 2
+    # The same rule against echo_text alone (the user's last message): a reply
+    # does not go on copying what the user just said (0 = off).
+    echo_penalty: float = 0.0
+    echo_allowed_length: int = 2
+    echo_text: str = ""
+    # End the reply at the sentence end after this many sentences (0 = no limit).
+    max_sentences: int = 0
 
 
 @dataclass(frozen=True, slots=True)

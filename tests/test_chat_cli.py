@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -60,9 +61,10 @@ def test_persistence_across_two_processes(companion_home: Path) -> None:
 
 def test_export_forget_and_new(companion_home: Path, tmp_path: Path) -> None:
     target = tmp_path / "me.json"
-    script = f"I love jazz.\n/forget jazz\n/memories\n/new\n/export {target}\n"
+    script = f"I love jazz.\n/forget jazz\ny\n/memories\n/new\n/export {target}\n"
     out = run(companion_home, "--model", "fake", "--user", "theo", stdin=script)
     assert out.returncode == 0, out.stderr
+    assert "This would forget 1 fact, 2 messages:" in out.stdout
     assert "Forgot " in out.stdout and "nothing remembered" in out.stdout
     assert target.exists() and "jazz" not in target.read_text()  # forgetting is real
 
@@ -185,3 +187,215 @@ def test_kill_during_a_reply_keeps_every_finished_turn(companion_home: Path) -> 
     turns = db_rows(companion_home, "select role, content from turns order by id")
     assert turns == [("user", "first message")]
     assert db_rows(companion_home, "pragma integrity_check") == [("ok",)]
+
+
+# -- hardening (issue 12): escapes, typed input, private files, locks, kills ----------
+
+EVIL_NAME = "\u001b]0;pwned\u0007\u001b[31mEvil"
+
+
+def _no_escapes(text: str) -> None:
+    assert "\x1b" not in text and "\x07" not in text and "\x9b" not in text
+
+
+def test_a_card_name_with_escapes_is_printed_clean(companion_home: Path, tmp_path: Path) -> None:
+    card = tmp_path / "evil.json"
+    card.write_text(json.dumps({"spec": "chara_card_v2", "spec_version": "2.0", "data": {
+        "name": EVIL_NAME, "description": "\x1b[2Jwipes screens", "first_mes": "Hi \x1b[2J"}}))
+    out = run(companion_home, "--model", "fake", "--persona", str(card), "--user", "u",
+              stdin="hello\n/persona\n")
+    assert out.returncode == 0, out.stderr
+    _no_escapes(out.stdout + out.stderr)
+    assert out.stdout.count("Evil: ") == 3  # greeting, reply, /persona
+
+
+def test_imported_facts_and_echoed_commands_are_printed_clean(
+    companion_home: Path, tmp_path: Path
+) -> None:
+    first = run(companion_home, "--model", "fake", "--user", "theo", stdin="I love jazz.\n")
+    assert first.returncode == 0, first.stderr
+    exported = tmp_path / "me.json"
+    assert run(companion_home, "memory", "export", "-o", str(exported), "--user", "theo"
+               ).returncode == 0
+    data = json.loads(exported.read_text())
+    data["facts"][0]["text"] = "User loves \x1b]0;pwned\x07\x1b[31mjazz\u202e."
+    data["turns"][0]["content"] = "I love \x1b[2Jjazz."
+    exported.write_text(json.dumps(data))
+    imported = run(companion_home, "memory", "import", str(exported), "--user", "eve")
+    assert imported.returncode == 0, imported.stderr
+    for args in (("list",), ("search", "jazz"), ("show", "2")):
+        out = run(companion_home, "memory", *args, "--user", "eve")
+        assert out.returncode == 0 and "jazz" in out.stdout, out.stderr
+        _no_escapes(out.stdout)
+        assert "\u202e" not in out.stdout
+    out = run(companion_home, "--model", "fake", "--user", "eve",
+              stdin="/memories\n/\x1b]0;pwned\x07nonsense \x1b[2J\n/forget \x1b[2Jzzz\n")
+    assert out.returncode == 0, out.stderr
+    assert "jazz" in out.stdout and "unknown command /nonsense" in out.stderr
+    _no_escapes(out.stdout + out.stderr)
+
+
+def test_a_line_of_bad_bytes_is_one_line_and_the_next_line_is_answered(
+    companion_home: Path,
+) -> None:
+    env = dict(os.environ, COMPANION_HOME=str(companion_home))
+    out = subprocess.run(
+        [sys.executable, "-m", "companion", "chat", "--model", "fake", "--user", "u"],
+        input=b"\xff\xfe bad\nhello\n", capture_output=True, env=env, timeout=60,
+    )
+    err = out.stderr.decode()
+    assert out.returncode == 0, err
+    assert "Traceback" not in err and err.count("\n") == 1 and "UTF-8" in err
+    assert db_rows(companion_home, "select content from turns where role='user'") == [("hello",)]
+    assert out.stdout.decode().count("Samantha: ") == 2  # the greeting and the answer
+
+
+@pytest.mark.parametrize("arg", ["99999999999999999999999", "²", "t99999999999999999999999"])
+def test_a_bad_forget_id_is_one_line(companion_home: Path, arg: str) -> None:
+    out = run(companion_home, "--model", "fake", "--user", "u",
+              stdin=f"I love jazz.\n/forget {arg}\nhello\n")
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr and out.stderr.count("\n") <= 1
+    users = db_rows(companion_home, "select content from turns where role='user'")
+    assert users == [("I love jazz.",), ("hello",)]
+
+
+def test_forget_by_words_shows_what_and_asks_first(companion_home: Path) -> None:
+    script = "I love jazz.\nMy sister is Maya.\n/forget jazz\nn\n/forget jazz\n"  # no, then EOF
+    out = run(companion_home, "--model", "fake", "--user", "u", stdin=script)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("This would forget 1 fact, 2 messages:") == 2
+    assert "User loves jazz." in out.stdout and "Forget them? [y/N]" in out.stdout
+    assert "Forgot" not in out.stdout and out.stdout.count("(nothing forgotten)") == 2
+    facts = db_rows(companion_home, "select text from facts order by id")
+    assert ("User loves jazz.",) in facts
+    out = run(companion_home, "--model", "fake", "--user", "u", stdin="/forget 1\n")
+    assert "Forgot 3:" in out.stdout  # an id is explicit: no question
+    assert ("User loves jazz.",) not in db_rows(companion_home, "select text from facts")
+
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_exports_are_private_and_never_overwritten(companion_home: Path, tmp_path: Path) -> None:
+    target = tmp_path / "me.json"
+    target.write_text("keep me")
+    out = run(companion_home, "--model", "fake", "--user", "theo",
+              stdin=f"I love jazz.\n/export {target}\n/export\nhello\n")
+    assert out.returncode == 0, out.stderr
+    assert target.read_text() == "keep me"
+    assert "already exists" in out.stderr and "--force" in out.stderr
+    assert out.stderr.count("\n") == 1
+    exports = list((companion_home / "exports").iterdir())
+    assert len(exports) == 1 and exports[0].name.startswith("theo-")
+    assert _mode(exports[0]) == 0o600 and _mode(companion_home / "exports") == 0o700
+    assert _mode(companion_home) == 0o700
+    out = run(companion_home, "--model", "fake", "--user", "theo",
+              stdin=f"/export {target} --force\n")
+    assert out.returncode == 0, out.stderr
+    assert "jazz" in target.read_text() and _mode(target) == 0o600
+    again = run(companion_home, "memory", "export", "-o", str(target), "--user", "theo")
+    assert again.returncode == 2 and "already exists" in again.stderr
+    fresh = tmp_path / "fresh.json"
+    assert run(companion_home, "memory", "export", "-o", str(fresh), "--user", "theo"
+               ).returncode == 0
+    assert _mode(fresh) == 0o600
+
+
+def test_the_data_directory_is_private_whatever_runs_first(
+    companion_home: Path, tmp_path: Path
+) -> None:
+    card = tmp_path / "ava.json"
+    card.write_text(json.dumps({"name": "Ava", "description": "A friend."}))
+    out = run(companion_home, "persona", "import", str(card))
+    assert out.returncode == 0, out.stderr
+    assert _mode(companion_home) == 0o700
+    assert all(_mode(p) == 0o700 for p in companion_home.rglob("*") if p.is_dir())
+    assert all(_mode(p) == 0o600 for p in companion_home.rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("user", ["../../x", "", "a/b", ".hidden"])
+def test_unsafe_or_empty_user_ids_are_refused(companion_home: Path, user: str) -> None:
+    out = run(companion_home, "--model", "fake", "--user", user, stdin="hello\n/export\n")
+    assert out.returncode == 2 and out.stderr.count("\n") == 1
+    assert "user" in out.stderr and "Traceback" not in out.stderr
+    assert not (companion_home / "companion.db").exists()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX terminal")
+def test_the_prompt_history_is_private(companion_home: Path) -> None:
+    from companion.cli.chat import _private_history
+
+    companion_home.mkdir(mode=0o755)
+    (companion_home / "history").write_text("old line\n")
+    os.chmod(companion_home / "history", 0o644)  # as older versions left it
+    path = _private_history(companion_home)
+    assert _mode(path) == 0o600 and path.read_text() == "old line\n"
+    fresh = _private_history(companion_home / "new")
+    assert _mode(fresh) == 0o600 and _mode(fresh.parent) == 0o700
+
+
+def test_a_lock_held_over_five_seconds_keeps_the_message(companion_home: Path) -> None:
+    run(companion_home, "--model", "fake", "--user", "u", stdin="first\n")
+    env = dict(os.environ, COMPANION_HOME=str(companion_home))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "companion", "--model", "fake", "--user", "u", "--no-greeting"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    assert proc.stdin and proc.stderr
+    time.sleep(2)  # opened (its session is written) before the lock is taken
+    con = sqlite3.connect(companion_home / "companion.db", isolation_level=None)
+    con.execute("begin exclusive")
+    try:
+        proc.stdin.write("second, sent while locked\n")
+        proc.stdin.flush()
+        notice = proc.stderr.readline()  # after the first 5 s wait
+        time.sleep(1)
+    finally:
+        con.rollback()
+        con.close()
+    out, err = proc.communicate("third\n", timeout=60)
+    assert proc.returncode == 0, notice + err
+    assert "locked" in notice and "Traceback" not in err
+    users = db_rows(companion_home, "select content from turns where role='user' order by id")
+    assert users == [("first",), ("second, sent while locked",), ("third",)]
+    assert out.count("Samantha: ") == 2
+
+
+ENDS_SLOWLY = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from companion import Companion, FakeLLM
+    from companion.cli.chat import ChatLoop, _stdin_reader
+
+    class EndsSlowly(FakeLLM):  # the last piece, then a long wait for the end (EOS)
+        def stream(self, messages, params):
+            yield from super().stream(messages, params)
+            time.sleep(3)
+
+    home = Path(sys.argv[1])
+    c = Companion.open(user="theo", model=EndsSlowly(["all of it, said."]), home=home)
+    ChatLoop(c, _stdin_reader(sys.stdin), sys.stdout, sys.stderr, home).run(greet=False)
+    """
+)
+
+
+def test_a_reply_printed_in_full_is_stored_even_if_killed_at_once(companion_home: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", ENDS_SLOWLY, str(companion_home)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    assert proc.stdin and proc.stdout
+    proc.stdin.write("say it all\n")
+    proc.stdin.flush()
+    seen = ""
+    deadline = time.monotonic() + 60
+    while "said." not in seen and time.monotonic() < deadline:
+        seen += proc.stdout.read(1)
+    proc.kill()
+    proc.communicate(timeout=30)
+    assert "said." in seen
+    turns = db_rows(companion_home, "select role, content from turns order by id")
+    assert turns == [("user", "say it all"), ("assistant", "all of it, said.")]

@@ -34,7 +34,10 @@ def test_one_turn_streams_and_is_stored(companion_home: Path) -> None:
 
 
 def test_a_reply_that_starts_copying_the_private_note_is_cut_there(companion_home: Path) -> None:
-    leaked = "You write letters. Things you remember about Theo that may matter now:\n- secret"
+    leaked = (
+        "You write letters. What you remember about Theo (from earlier conversations; "
+        "bring it up when it fits):\n- secret"
+    )
     note = "Noted. (Private notes for Samantha; Theo does not see them.) It is noon."
     llm = FakeLLM(["Hello.", leaked, note])
     with open_test_companion(companion_home, llm=llm, user="Theo") as c:
@@ -52,7 +55,8 @@ def test_prompt_uses_the_models_messages_in_order(companion_home: Path) -> None:
         c.say("second").text()
     last = llm.calls[-1]
     assert last[0].role == "system" and "Samantha" in last[0].content
-    assert [m.content for m in last if m.role == "user"] == ["first", "second"]
+    # the persona's example dialogue comes first, then the real conversation
+    assert [m.content for m in last if m.role == "user"][-2:] == ["first", "second"]
     first = llm.calls[0]
     assert first[-2].role == "system"  # the private note sits just before the new message
     # ...and stays there, unchanged, so the second prompt starts with the whole first one

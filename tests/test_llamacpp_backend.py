@@ -148,22 +148,13 @@ def test_closing_the_stream_cancels_and_the_next_call_works(llm: Any, hello_repl
     assert _reply(llm, HELLO) == hello_reply
 
 
-def test_generation_threads_leaves_a_backend_without_threads_alone() -> None:
-    from companion.llm.threads import generation_threads, set_generation_threads
-    from companion.testing import FakeLLM
-
-    fake = FakeLLM()
-    assert set_generation_threads(fake, 1) is None
-    with generation_threads(fake, 1):
-        pass
-
-
 @pytest.mark.real_model
-def test_generation_threads_switches_and_restores(llm: Any, hello_reply: str) -> None:
-    from companion.llm.threads import generation_threads
-
-    with generation_threads(llm, 1):
+def test_set_threads_switches_between_replies(llm: Any, hello_reply: str) -> None:
+    llm.set_threads(1)
+    try:
         assert llm.threads == 1
         llm.reset()
         assert _reply(llm, HELLO) == hello_reply
+    finally:
+        llm.set_threads(2)
     assert llm.threads == 2

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -64,3 +66,81 @@ def test_a_bad_import_is_one_clear_line(
     path.write_text("{not json")
     assert main(["memory", "import", str(path), "--user", "theo"]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+# -- hardening (issue 12) ------------------------------------------------------------
+
+HUGE = "99999999999999999999999"
+
+
+@pytest.mark.parametrize("args", [
+    ("forget", HUGE), ("pin", HUGE), ("edit", HUGE, "text"), ("show", HUGE),
+    ("show", "t" + HUGE), ("pin", "s" + HUGE), ("pin", "t1"), ("edit", "²", "text"),
+    ("show", "²"), ("forget", "t" + HUGE),
+])
+def test_a_bad_id_is_one_line(
+    seeded: Path, capsys: pytest.CaptureFixture[str], args: tuple[str, ...]
+) -> None:
+    assert main(["memory", *args, "--user", "theo"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("companion: error: ") and err.count("\n") == 1
+
+
+def _export(capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    assert main(["memory", "export", "--user", "theo"]) == 0
+    data: dict[str, Any] = json.loads(capsys.readouterr().out)
+    return data
+
+
+BAD_IMPORTS: dict[str, Callable[[dict[str, Any]], object]] = {
+    "text importance": lambda d: d["facts"][0].update(importance="high"),
+    "list importance": lambda d: d["facts"][0].update(importance=[1]),
+    "importance out of range": lambda d: d["facts"][0].update(importance=7),
+    "integer turn_ids": lambda d: d["facts"][0].update(turn_ids=3),
+    "text turn_ids": lambda d: d["facts"][0].update(turn_ids=["1"]),
+    "nested summary turn_ids": lambda d: d["summaries"].append(
+        {"session_id": d["sessions"][0]["id"], "text": "x", "turn_ids": [[1]],
+         "created_at": d["sessions"][0]["started_at"]}),
+    "huge id": lambda d: d["turns"][0].update(id=10**30),
+    "list migration": lambda d: d["migrations"].append([1]),
+    "summaries not a list": lambda d: d.update(summaries=5),
+    "bad superseded_at": lambda d: d["facts"][0].update(superseded_at="yesterday"),
+    "lone surrogate": lambda d: d["facts"][0].update(text="I love \ud800 jazz"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_IMPORTS))
+def test_a_malformed_import_is_one_line_and_writes_nothing(
+    seeded: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str
+) -> None:
+    data = _export(capsys)
+    BAD_IMPORTS[case](data)
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data))
+    assert main(["memory", "import", str(path), "--user", "theo2"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("companion: error: ") and err.count("\n") == 1, err
+    with Store.open(seeded / "companion.db") as store:
+        assert store.export_user("theo2")["turns"] == []
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000 + "]" * 100_000, '{"a":' * 200 + "1" + "}" * 200])
+def test_deeply_nested_json_is_one_line(
+    seeded: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str
+) -> None:
+    path = tmp_path / "deep.json"
+    path.write_text(text)
+    assert main(["memory", "import", str(path), "--user", "theo2"]) == 2
+    err = capsys.readouterr().err
+    assert "nested too deeply" in err and err.count("\n") == 1
+
+
+def test_listing_a_fact_with_escapes_prints_it_clean(
+    seeded: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with Store.open(seeded / "companion.db") as store, store.transaction() as conn:
+        conn.execute("UPDATE facts SET text = ? WHERE id = 1",
+                     ("User's sister is \x1b]0;pwned\x07\x1b[31mMaya\x9b2J.",))
+    for args in (("list",), ("show", "1"), ("export",)):
+        out = run(capsys, *args)
+        assert "Maya" in out and "\x1b" not in out and "\x07" not in out and "\x9b" not in out

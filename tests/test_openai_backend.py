@@ -322,3 +322,86 @@ def test_a_server_that_is_not_openai_compatible() -> None:
         backend(lambda r: httpx.Response(200, text="<html>hello</html>")).check()
     with pytest.raises(ModelError, match="not JSON"):
         list(backend(streaming("<html>")).stream(MESSAGES, GenerationParams()))
+
+
+# -- credentials in the URL ---------------------------------------------------------------
+
+SECRET_URL = "http://user:s3cr%40t@127.0.0.1:9/v1"
+
+
+def _no_secret(text: str) -> None:
+    assert "s3cr" not in text and "user:" not in text, text
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [f"openai:{SECRET_URL}#m?ctx=big", f"openai:{SECRET_URL}#m?colour=red",
+     f"openai:{SECRET_URL}?x=1#m", "openai:ftp://user:s3cr@h/v1#m", "openai:user:s3cr@h/v1",
+     "openai:http://user:s3cr@[::1/v1#m", "openai:http://user:s3cr@h/v1#m?ctx=0"],
+)
+def test_credentials_never_appear_in_spec_errors(spec: str) -> None:
+    with pytest.raises(ModelError) as caught:
+        parse_spec(spec)
+    _no_secret(str(caught.value))
+
+
+def test_credentials_are_sent_as_basic_auth_and_never_shown(seen: list[httpx.Request]) -> None:
+    spec = parse_spec(f"openai:{SECRET_URL}")
+    assert spec.base_url == "http://127.0.0.1:9/v1" and spec.auth == ("user", "s3cr@t")
+    _no_secret(repr(spec))
+    llm = OpenAIChatLLM(
+        SECRET_URL, transport=httpx.MockTransport(recording(seen, lambda r: models("m"))),
+    )
+    llm.check()
+    assert seen[0].headers["authorization"] == "Basic dXNlcjpzM2NyQHQ="  # user:s3cr@t
+    assert seen[0].url.userinfo == b""
+    for shown in (llm.name, llm.base_url, repr(llm), repr(llm.__dict__)):
+        _no_secret(shown)
+
+
+@pytest.mark.parametrize("status", [401, 404, 500])
+def test_credentials_never_appear_in_http_errors(status: int) -> None:
+    def fail(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, json={"error": {"message": "no"}})
+
+    llm = OpenAIChatLLM(SECRET_URL, "m", transport=httpx.MockTransport(fail), backoff=0.0)
+    with pytest.raises(ModelError) as caught:
+        list(llm.stream(MESSAGES, GenerationParams()))
+    _no_secret(str(caught.value))
+
+
+def test_credentials_never_appear_when_the_server_is_unreachable() -> None:
+    from companion.llm.loader import load_llm
+
+    said: list[str] = []
+    with pytest.raises(ModelError) as caught:
+        load_llm(f"openai:{SECRET_URL}#m?retries=0&timeout=5", progress=said.append)
+    _no_secret(str(caught.value))
+    assert said and "***@127.0.0.1:9" in said[0]
+    for line in said:
+        _no_secret(line)
+
+
+def test_redact_hides_every_urls_credentials() -> None:
+    from companion.llm.openai_backend import redact
+
+    assert redact(f"openai:{SECRET_URL}#m") == "openai:http://***@127.0.0.1:9/v1#m"
+    assert redact("a https://u:p@x/ and http://v@y:1") == "a https://***@x/ and http://***@y:1"
+    assert redact("http://x/v1?mail=a@b") == "http://x/v1?mail=a@b"
+
+
+def test_doctor_does_not_show_the_credentials() -> None:
+    from companion.cli.doctor import _model
+    from companion.config import Config
+
+    check = _model(Config(model=f"openai:{SECRET_URL}#m"))
+    assert "***@127.0.0.1:9" in check.detail
+    _no_secret(check.detail)
+
+
+def test_the_config_repr_does_not_show_the_credentials() -> None:
+    from companion.config import Config
+
+    shown = repr(Config(model=f"openai:{SECRET_URL}#m"))
+    assert "openai:http://***@127.0.0.1:9/v1#m" in shown and "persona='samantha'" in shown
+    _no_secret(shown)

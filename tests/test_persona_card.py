@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from companion.errors import PersonaError
 from companion.persona import (
     Persona,
-    Voice,
+    SpeechStyle,
     card_to_png,
     export_card,
     import_card,
@@ -99,7 +99,7 @@ def test_import_ccv2(tmp_path: Path) -> None:
     assert persona.first_mes == "Look up, {{user}}."
     assert persona.alternate_greetings == ("Evening.",)
     assert persona.tags == ("space",)
-    assert persona.baseline == Mood() and persona.voice == Voice()
+    assert persona.baseline == Mood() and persona.voice == SpeechStyle()
 
 
 def test_ccv2_round_trip_keeps_companion_extension() -> None:
@@ -108,7 +108,7 @@ def test_ccv2_round_trip_keeps_companion_extension() -> None:
         description="d",
         tags=("a", "b"),
         baseline=Mood(0.25, -0.5),
-        voice=Voice("english+f3", 150, 0.5),
+        voice=SpeechStyle("english+f3", 150, 0.5),
     )
     card = export_card(persona)
     assert card["spec"] == "chara_card_v2" and card["spec_version"] == "2.0"
@@ -269,7 +269,7 @@ def test_awkward_text_round_trips_through_toml() -> None:
         alternate_greetings=("one\ntwo", "'"),
         tags=("ü", "日本"),
         baseline=Mood(-1.0, 1e-05),
-        voice=Voice("v", 40, 0.0),
+        voice=SpeechStyle("v", 40, 0.0),
     )
     assert parse_persona_toml(persona_to_toml(persona)) == persona
 
@@ -309,3 +309,163 @@ def test_persona_slug() -> None:
     assert persona_slug("Dr. Ada Lovelace") == "dr-ada-lovelace"
     assert persona_slug("Zoë") == "zoe"
     assert persona_slug("???") == "persona"
+
+
+# -- hostile PNG cards and PNG export ----------------------------------------------------
+
+
+def zlib_bomb(inflated_mb: int) -> bytes:
+    """A valid zlib stream of ``inflated_mb`` MiB of zeros, built without inflating it
+    here: one fully flushed deflate block of 1 MiB of zeros, repeated (about 1 KB each)."""
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+    block = deflate.compress(bytes(1 << 20)) + deflate.flush(zlib.Z_FULL_FLUSH)
+    size = inflated_mb << 20
+    adler = ((size % 65521) << 16) | 1  # Adler-32 of `size` zero bytes
+    return b"\x78\xda" + block * inflated_mb + deflate.flush() + struct.pack(">I", adler)
+
+
+@pytest.mark.parametrize("kind", ["zTXt", "iTXt"])
+def test_compressed_chunk_bomb_is_refused_in_little_memory(tmp_path: Path, kind: str) -> None:
+    import tracemalloc
+
+    bomb = zlib_bomb(480)
+    assert 450_000 < len(bomb) < 550_000  # a 500 KB file that inflates to 480 MiB
+    body = b"chara\0\0" + bomb if kind == "zTXt" else b"chara\0\x01\0en\0\0" + bomb
+    path = tmp_path / "bomb.png"
+    path.write_bytes(tiny_png(chunk(kind.encode(), body)))
+    tracemalloc.start()
+    try:
+        message = card_error(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "inflates to more than 4 MB" in message
+    assert peak < 24 * 1024 * 1024, f"peak {peak / 1e6:.0f} MB"
+
+
+def test_compressed_chunk_under_the_cap_and_truncated_streams(tmp_path: Path) -> None:
+    text = zlib.compress(b64(CCV2))
+    (tmp_path / "ok.png").write_bytes(tiny_png(chunk(b"zTXt", b"chara\0\0" + text)))
+    assert import_card(tmp_path / "ok.png").name == "Juniper"
+    (tmp_path / "cut.png").write_bytes(tiny_png(chunk(b"zTXt", b"chara\0\0" + text[:-9])))
+    assert "not valid compressed data" in card_error(tmp_path / "cut.png")
+
+
+def png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """Every chunk of a PNG file, each CRC checked."""
+    assert data.startswith(PNG_SIGNATURE)
+    pos, out = len(PNG_SIGNATURE), []
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        body = data[pos + 8 : pos + 8 + length]
+        (crc,) = struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])
+        assert crc == zlib.crc32(kind + body) & 0xFFFFFFFF, f"bad CRC in {kind!r}"
+        out.append((kind, body))
+        pos += 12 + length
+    return out
+
+
+def assert_valid_png(data: bytes) -> None:
+    """A decodable image: IHDR first, IEND last, pixel data of the size IHDR says."""
+    chunks = png_chunks(data)
+    kinds = [kind for kind, _ in chunks]
+    assert kinds[0] == b"IHDR" and kinds[-1] == b"IEND" and b"IDAT" in kinds
+    width, height, depth, colour, _, _, _ = struct.unpack(">IIBBBBB", chunks[0][1])
+    channels = {0: 1, 2: 3, 4: 2, 6: 4}[colour]
+    pixels = zlib.decompress(b"".join(body for kind, body in chunks if kind == b"IDAT"))
+    assert len(pixels) == height * (1 + width * channels * depth // 8)
+
+
+def test_persona_export_png_is_a_real_png_card_and_imports_back(
+    tmp_path: Path, companion_home: Path
+) -> None:
+    from companion.cli.main import main
+
+    original = load_persona()
+    out = tmp_path / "card.png"
+    assert main(["persona", "export", original.name.lower(), "-o", str(out)]) == 0
+    data = out.read_bytes()
+    assert_valid_png(data)
+    texts = [body for kind, body in png_chunks(data) if kind == b"tEXt"]
+    assert len(texts) == 1 and texts[0].startswith(b"chara\0")
+    card = json.loads(base64.b64decode(texts[0].removeprefix(b"chara\0")))
+    assert card == export_card(original) and card["spec"] == "chara_card_v2"
+
+    assert main(["persona", "import", str(out), "--name", "again"]) == 0
+    assert load_persona("again", user_dirs=[companion_home / "personas"]) == original
+
+
+def test_persona_export_json_stays_json(tmp_path: Path) -> None:
+    from companion.cli.main import main
+
+    out = tmp_path / "card.json"
+    assert main(["persona", "export", load_persona().name.lower(), "-o", str(out)]) == 0
+    assert json.loads(out.read_text(encoding="utf-8")) == export_card(load_persona())
+    assert import_card(out) == load_persona()
+
+
+def test_persona_export_png_to_a_missing_folder_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from companion.cli.main import main
+
+    out = tmp_path / "no" / "such" / "card.png"
+    assert main(["persona", "export", load_persona().name.lower(), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot write card" in err
+
+
+def test_a_persona_voice_is_the_speech_style_a_tts_engine_takes() -> None:
+    from companion.voice.base import SpeechStyle as EngineStyle
+
+    assert EngineStyle is SpeechStyle
+    persona = Persona(name="A", voice=SpeechStyle("v", 150.5, 0.5))
+    assert parse_persona_toml(persona_to_toml(persona)) == persona
+    assert persona_from_card(export_card(persona)) == persona
+    assert "rate = 175\n" in persona_to_toml(Persona(name="B"))  # whole rates stay whole
+
+
+def test_one_card_field_list_for_reading_writing_and_checking() -> None:
+    from companion.persona.schema import CARD_FIELDS, KNOWN_FIELDS, TABLE_FIELDS
+
+    data = export_card(load_persona())["data"]
+    assert list(data) == [*CARD_FIELDS, "extensions"]
+    assert {*CARD_FIELDS, *TABLE_FIELDS} == KNOWN_FIELDS
+    full = {key: ["x"] if key in ("tags", "alternate_greetings") else "x" for key in CARD_FIELDS}
+    persona = persona_from_card({"spec": "chara_card_v2", "data": full})
+    assert all(getattr(persona, key) in ("x", ("x",)) for key in CARD_FIELDS)
+
+
+def test_toml_escapes_what_a_terminal_would_act_on_when_shown() -> None:
+    persona = Persona(name="\x9b31mEvil", description="a\x1b]0;t\x07\nb", tags=("\u202eabc",))
+    text = persona_to_toml(persona)
+    assert not any(ch in text for ch in "\x9b\x1b\x07\u202e")
+    assert parse_persona_toml(text) == persona
+
+
+def test_a_card_with_a_lone_surrogate_is_refused_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "card.json"
+    path.write_text('{"name": "A", "tags": ["ok", "\\udc80"]}', encoding="utf-8")
+    assert "field 'tags' is not valid Unicode" in card_error(path)
+    path.write_text('{"name": "\\ud800"}', encoding="utf-8")
+    assert "field 'name' is not valid Unicode" in card_error(path)
+
+
+def test_persona_import_as_first_use_creates_a_private_data_directory(
+    tmp_path: Path, companion_home: Path
+) -> None:
+    from companion.cli.main import main
+
+    assert not companion_home.exists()
+    assert main(["persona", "import", str(write_json(tmp_path, CCV2))]) == 0
+    for folder in (companion_home, companion_home / "personas"):
+        assert folder.stat().st_mode & 0o777 == 0o700, folder
+
+
+def test_a_card_file_too_large_to_be_a_card_is_not_read(tmp_path: Path) -> None:
+    from companion.persona.card import MAX_CARD_FILE
+
+    path = tmp_path / "huge.png"
+    with path.open("wb") as fh:  # sparse: nothing is written but the size
+        fh.truncate(MAX_CARD_FILE + 1)
+    assert "card file is too large" in card_error(path)

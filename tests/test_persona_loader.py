@@ -167,7 +167,7 @@ def test_empty_name(tmp_path: Path) -> None:
         ('name = "A"\n[baseline]\nvalence = true\n', 3, "must be a number, got a boolean"),
         ('name = "A"\nbaseline.valence = -2\n', 2, "'baseline.valence' must be between"),
         ('name = "A"\nbaseline = 0.5\n', 2, "field 'baseline' must be a table, got a number"),
-        ('name = "A"\n[voice]\nrate = 2.5\n', 3, "'voice.rate' must be a whole number"),
+        ('name = "A"\n[voice]\nrate = "fast"\n', 3, "'voice.rate' must be a number, got a string"),
         ('name = "A"\n[voice]\nrate = 5\n', 3, "'voice.rate' must be between 40 and 600"),
         ('name = "A"\n[voice]\nvolume = 2\n', 3, "'voice.volume' must be between 0 and 1"),
         ('name = "A"\npersonalty = "x"\n', 2, "'personalty' is not a persona field (did you mean"),

@@ -108,3 +108,45 @@ def test_the_token_opens_the_api_and_health_stays_open(url: str) -> None:
         client.models.list()
     metrics = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).json()
     assert metrics["errors"] == {"401": 1}
+
+
+def test_serve_refuses_to_answer_any_host_without_a_token(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("COMPANION_SERVE_TOKEN", raising=False)
+    assert main(["serve", "--model", "fake", "--allow-host", "*"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "DNS rebinding" in err
+
+
+def test_allowed_hosts_and_origins_come_from_config_options_and_the_address(
+    companion_home: Path,
+) -> None:
+    from companion.cli.main import build_parser
+    from companion.cli.options import config_from_args
+    from companion.cli.serve import allowed_names
+
+    companion_home.mkdir(parents=True, exist_ok=True)
+    (companion_home / "config.toml").write_text(
+        'allowed_hosts = ["companion.lan"]\nallowed_origins = ["https://chat.example"]\n'
+    )
+    args = build_parser().parse_args(
+        ["serve", "--host", "192.168.1.10", "--allow-host", "box.local",
+         "--allow-origin", "http://localhost:3000"]
+    )
+    hosts, origins = allowed_names(args, config_from_args(args))
+    assert hosts == ("companion.lan", "box.local", "192.168.1.10")
+    assert origins == ("https://chat.example", "http://localhost:3000")
+    default = build_parser().parse_args(["serve", "--host", "0.0.0.0"])
+    assert allowed_names(default, config_from_args(default)) == (("companion.lan",),
+                                                                  ("https://chat.example",))
+
+
+def test_a_bad_allowed_hosts_setting_is_one_line(
+    companion_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    companion_home.mkdir(parents=True, exist_ok=True)
+    (companion_home / "config.toml").write_text("allowed_hosts = [1, 2]\n")
+    assert main(["serve", "--model", "fake"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "allowed_hosts must be a list of strings" in err

@@ -30,7 +30,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
 
 def _post(url: str, body: Any = None, *, raw: bytes | None = None, **kw: Any) -> httpx.Response:
     content = raw if raw is not None else json.dumps(body).encode()
-    return httpx.post(f"{url}/v1/chat/completions", content=content, timeout=30, **kw)
+    headers = {"Content-Type": "application/json", **kw.pop("headers", {})}
+    return httpx.post(
+        f"{url}/v1/chat/completions", content=content, headers=headers, timeout=30, **kw
+    )
 
 
 def _check_error(r: httpx.Response, status: int, param: str | None = None) -> dict[str, Any]:
@@ -130,7 +133,10 @@ def test_a_chunked_body_past_the_limit_gets_413(served: tuple[str, Path]) -> Non
             yield b"a" * 1_000
         yield b'"}]}'
 
-    r = httpx.post(f"{url}/v1/chat/completions", content=pieces(), timeout=30)
+    r = httpx.post(
+        f"{url}/v1/chat/completions", content=pieces(), timeout=30,
+        headers={"Content-Type": "application/json"},
+    )
     assert "content-length" not in r.request.headers
     _check_error(r, 413)
 

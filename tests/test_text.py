@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from companion.errors import InputError
-from companion.text import MAX_MESSAGE_CHARS, clean_message, strip_controls
+from companion.text import MAX_ID, MAX_MESSAGE_CHARS, clean_message, parse_id, safe, strip_controls
 
 
 @pytest.mark.parametrize("text", ["", "   ", "\n\t \n", "\x1b[2J", "\x00\x07", "\x1b]0;title\x07"])
@@ -37,3 +37,29 @@ def test_no_control_character_survives(text: str) -> None:
     out = strip_controls(text)
     assert not any(ord(ch) < 32 and ch not in "\n\t" for ch in out)
     assert "\x1b" not in out and "\x7f" not in out
+
+
+def test_safe_is_the_print_filter() -> None:
+    assert safe("\u001b]0;pwned\u0007\u001b[31mEvil") == "Evil"
+    assert safe("a\u202eb\u2066c") == "abc"  # no bidirectional reordering
+    assert safe("lone \ud800 surrogate") == "lone ? surrogate"  # printable, encodable
+    assert safe("two\nlines\tand tab") == "two\nlines\tand tab"
+    assert safe("two\r\nlines\tand tab", one_line=True) == "two lines and tab"
+    assert safe(12) == "12"
+
+
+@given(st.text(), st.booleans())
+def test_safe_output_is_always_printable(text: str, one_line: bool) -> None:
+    out = safe(text, one_line=one_line)
+    out.encode("utf-8")
+    assert not any(ord(ch) < 32 and ch not in "\n\t" or 0x7F <= ord(ch) <= 0x9F for ch in out)
+    assert not one_line or ("\n" not in out and "\t" not in out)
+
+
+def test_parse_id_takes_ascii_digits_in_range() -> None:
+    assert parse_id("12") == 12 and parse_id(" 7 ") == 7 and parse_id(str(MAX_ID)) == MAX_ID
+    for words in ("²", "١٢", "jazz", "", "-3", "1.5", "s3"):
+        assert parse_id(words) is None
+    for huge in (str(MAX_ID + 1), "9" * 23, "9" * 10_000):
+        with pytest.raises(InputError, match="too large"):
+            parse_id(huge)

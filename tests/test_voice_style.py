@@ -7,12 +7,12 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from companion.persona.model import Persona, Voice
+from companion.persona.model import Persona
 from companion.types import Mood, PersonaState
 from companion.voice.base import SpeechStyle
 from companion.voice.style import speech_style
 
-PERSONA = Persona(name="Sam", voice=Voice(voice="gmw/en-us", rate=170, volume=0.8))
+PERSONA = Persona(name="Sam", voice=SpeechStyle(voice="gmw/en-us", rate=170, volume=0.8))
 
 
 def at(valence: float, arousal: float) -> SpeechStyle:
@@ -52,6 +52,6 @@ def test_bounded_deterministic_and_the_voice_never_changes(valence: float, arous
 
 
 def test_loud_persona_volume_stays_at_most_one() -> None:
-    loud = Persona(name="Max", voice=Voice(volume=1.0, rate=290))
+    loud = Persona(name="Max", voice=SpeechStyle(volume=1.0, rate=290))
     style = speech_style(loud, PersonaState(mood=Mood(valence=1.0, arousal=1.0)))
     assert style.volume == 1.0 and style.rate == 300.0

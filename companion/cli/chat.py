@@ -3,50 +3,97 @@
 Replies stream as they are generated. Ctrl-C during a reply stops it and keeps
 what was said (stored as interrupted); Ctrl-C at the prompt clears the line;
 Ctrl-D or ``/quit`` ends the chat. On a terminal the prompt has line editing
-and a history kept in the data directory; from a pipe, lines are read as they
-come, so the chat can be scripted.
+and a history kept in the data directory (a private file: it holds every line
+typed); from a pipe, lines are read as they come, so the chat can be scripted.
+
+Nothing the user types ends the chat with a traceback: a line that is not
+UTF-8 or too long, a bad id, a locked store each get one line, and the chat
+goes on. Everything printed that comes from the user, a card, a file or the
+model goes through :func:`companion.text.safe`. A reply is stored before its
+last piece is printed, so a reply seen in full is a reply kept.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import IO, TYPE_CHECKING, Any, TextIO
 
 from companion.cli.commands import CommandContext, run_command
-from companion.config import Config, load_config
+from companion.cli.options import config_from_args
+from companion.cli.output import echo
 from companion.dialog import Companion
-from companion.errors import CompanionError, InputError
-from companion.paths import data_dir
+from companion.errors import CompanionError, ConfigError, InputError, StoreError, StoreLockedError
+from companion.paths import data_dir, private_dir
 from companion.reply import Reply
+from companion.text import MAX_MESSAGE_CHARS, safe
 from companion.types import Turn
 
 if TYPE_CHECKING:
+    from companion.cli.voice import SpokenReply
     from companion.voice.speaker import Speaker
 
 Reader = Callable[[str], str]
 
 
-def _stdin_reader(stream: TextIO) -> Reader:
+#: The longest line read from a pipe (a message's limit in UTF-8's widest form).
+MAX_LINE_BYTES = 4 * MAX_MESSAGE_CHARS + 2
+
+
+def _stdin_reader(stream: IO[Any]) -> Reader:
+    """Lines from ``stream``, each decoded on its own: a line that is not UTF-8 is an
+    :class:`InputError` for that line only, and the next line is read as usual."""
+    source = getattr(stream, "buffer", stream)
+
     def read(_prompt: str) -> str:
-        line = stream.readline()
-        if not line:
+        raw = source.readline(MAX_LINE_BYTES)
+        if not raw:
             raise EOFError
-        return line.rstrip("\n")
+        if isinstance(raw, str):
+            return raw.rstrip("\n")
+        if len(raw) >= MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            while (rest := source.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
+                pass
+            raise InputError(f"line too long (the limit is {MAX_MESSAGE_CHARS:,} characters); "
+                             "nothing was sent")
+        try:
+            return str(raw.decode("utf-8")).rstrip("\r\n")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"that line is not UTF-8 text (bad byte at {exc.start}); "
+                             "nothing was sent") from exc
 
     return read
+
+
+def _private_history(home: Path) -> Path:
+    """The prompt's history file, created (or made) readable by the user only."""
+    path = home / "history"
+    try:
+        private_dir(home)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+        os.chmod(path, 0o600)  # an older one may have been created 0644
+    except OSError as exc:
+        raise ConfigError(f"cannot create the history file: {exc.strerror or exc}",
+                          path=path) from exc
+    return path
 
 
 def make_reader(home: Path) -> Reader:
     """prompt_toolkit on a terminal (editing, history); plain lines from a pipe."""
     if sys.stdin.isatty() and sys.stdout.isatty():
         from prompt_toolkit import PromptSession
-        from prompt_toolkit.history import FileHistory
+        from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 
-        home.mkdir(parents=True, exist_ok=True)
-        session: PromptSession[str] = PromptSession(history=FileHistory(str(home / "history")))
+        from companion.memory.crypto import encryption
+
+        # No file of typed lines beside an encrypted store: it would hold them in clear.
+        history: History = (InMemoryHistory() if encryption(home / "companion.db")
+                            else FileHistory(str(_private_history(home))))
+        session: PromptSession[str] = PromptSession(history=history)
         return session.prompt
     return _stdin_reader(sys.stdin)
 
@@ -71,51 +118,89 @@ class ChatLoop:
         self.interactive = out.isatty()
         #: Reads replies aloud (``--speak``); a new reply cuts off the one still playing.
         self.speaker = speaker
+        #: A message not sent because the store stayed locked (Enter alone sends it).
+        self.pending: str | None = None
 
     def show(self, reply: Reply[Turn | None]) -> None:
-        """Stream a reply; Ctrl-C stops it and keeps what was said."""
-        self.out.write(f"{self.companion.persona.name}: ")
+        """Stream a reply; Ctrl-C stops it and keeps what was said.
+
+        Printing runs one piece behind the model: the last piece is printed
+        only once the reply has ended, which is when it is stored.
+        """
+        self.out.write(f"{safe(self.companion.persona.name, one_line=True)}: ")
         self.out.flush()
+        held = ""
+        # With --speak each piece is also handed to the speaker, which only speaks.
+        spoken = self._start_speaking()
         try:
-            if self.speaker is not None:
-                self._speak(reply)
-            else:
-                for chunk in reply:
-                    self.out.write(chunk)
+            for chunk in reply:
+                if held:
+                    self.out.write(safe(held))
                     self.out.flush()
+                held = chunk
+                if spoken is not None:
+                    spoken.say(chunk)
+            self.out.write(safe(held))
+            if spoken is not None:
+                spoken.end()
         except KeyboardInterrupt:
-            if self.speaker is not None and self.speaker.current is not None:
-                self.speaker.current.stop()
+            if spoken is not None:
+                spoken.stop()
             reply.interrupt()
-            self.out.write(" [stopped]")
+            self.out.write(f"{safe(held)} [stopped]")
+        except StoreError as exc:  # e.g. locked: the reply was seen but could not be kept
+            self.out.write(safe(held))
+            self.out.write("\n")
+            echo(f"(this reply could not be stored: {exc})", self.err)
         self.out.write("\n")
         self.out.flush()
         for note in reply.notes:
-            print(f"(note: {note})", file=self.err)
+            echo(f"(note: {note})", self.err)
 
-    def _printed(self, reply: Reply[Turn | None]) -> Iterator[str]:
-        chunks = iter(reply)
+    def ask(self, question: str) -> bool:
+        """A yes/no question answered on the next line; no at the end of input."""
         try:
-            for chunk in chunks:
-                self.out.write(chunk)
+            if self.interactive:
+                answer = self.read(f"{question} [y/N] ")
+            else:
+                echo(f"{question} [y/N]", self.out)
                 self.out.flush()
-                yield chunk
-        finally:
-            close = getattr(chunks, "close", None)
-            if close is not None:
-                close()
+                answer = self.read("")
+        except (EOFError, KeyboardInterrupt, InputError):
+            return False
+        return answer.strip().lower() in ("y", "yes")
 
-    def _speak(self, reply: Reply[Turn | None]) -> None:
-        # The text prints as it is generated and is spoken sentence by sentence
-        # meanwhile; the prompt comes back once the text is complete.
-        from companion.cli.voice import speak_reply
+    def _send(self, line: str) -> Reply[Turn | None] | None:
+        """Say ``line``; while another process holds the store, wait and try again
+        (Ctrl-C stops waiting and keeps the line: Enter alone sends it then)."""
+        waiting = False
+        while True:
+            try:
+                reply = self.companion.say(line)
+            except StoreLockedError:
+                if not waiting:
+                    echo("(the memory is locked by another companion process; waiting for it "
+                         "- Ctrl-C to stop waiting, your message is kept)", self.err)
+                    self.err.flush()
+                    waiting = True
+                time.sleep(0.2)  # each try already waited for the lock; do not spin
+                continue
+            except KeyboardInterrupt:
+                if not waiting:
+                    raise
+                self.pending = line
+                echo("(not sent: press Enter alone to send it again)", self.err)
+                return None
+            if waiting:
+                echo("(the memory is free again; sending)", self.err)
+            return reply
 
-        assert self.speaker is not None
-        speech = speak_reply(self.speaker, self.companion, self._printed(reply))
-        while not speech.wait_text(0.1):
-            pass
-        if speech.error is not None:
-            raise speech.error
+    def _start_speaking(self) -> SpokenReply | None:
+        if self.speaker is None:
+            return None
+        from companion.cli.voice import SpokenReply
+
+        return SpokenReply(self.speaker, self.companion)
 
     def finish_speaking(self) -> None:
         """Let the last reply be heard to the end (Ctrl-C stops it)."""
@@ -142,34 +227,28 @@ class ChatLoop:
                 if not self.interactive:
                     return 130
                 continue
+            except InputError as exc:
+                echo(f"({exc})", self.err)
+                continue
+            if not line.strip() and self.pending is not None:
+                line = self.pending
+            self.pending = None
             if line.startswith("/") and not line.startswith("//"):
-                ctx = CommandContext(self.companion, self.out, self.err, self.home, self.show)
+                ctx = CommandContext(self.companion, self.out, self.err, self.home, self.show,
+                                     self.ask)
                 if run_command(ctx, line) == "quit":
                     return 0
                 continue
             if line.startswith("//"):
                 line = line[1:]
             try:
-                reply = self.companion.say(line)
+                reply = self._send(line)
             except InputError as exc:
                 if line.strip() or not self.interactive:
-                    print(f"({exc})", file=self.err)
+                    echo(f"({exc})", self.err)
                 continue
-            self.show(reply)
-
-
-def config_from_args(args: argparse.Namespace) -> Config:
-    """The config file(s), overridden by the model and sampling options given."""
-    return load_config(
-        Path(args.config) if args.config else None,
-        user=args.user,
-        model=args.model,
-        persona=args.persona,
-        temperature=args.temperature,
-        max_tokens=args.max_tokens,
-        seed=args.seed,
-        threads=args.threads,
-    )
+            if reply is not None:
+                self.show(reply)
 
 
 def run_chat(args: argparse.Namespace) -> int:
@@ -197,4 +276,4 @@ def run_chat(args: argparse.Namespace) -> int:
         try:
             companion.close()
         except CompanionError as exc:  # the chat's turns are already stored
-            print(f"companion: warning: {exc}", file=sys.stderr)
+            echo(f"companion: warning: {exc}", sys.stderr)

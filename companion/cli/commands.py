@@ -2,27 +2,34 @@
 
 from __future__ import annotations
 
-import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from companion.cli.memory import is_id, label, parse_target
+from companion.cli.output import echo, to_json, write_private
 from companion.dialog import Companion
-from companion.errors import CompanionError
+from companion.errors import CompanionError, InputError
+from companion.memory.forget import Removed, cascade_forget
 from companion.persona import load_persona
 from companion.reply import Reply
+from companion.text import safe
 from companion.types import MemoryItem, Turn
 
 HELP = """\
 /help              this list
 /memories          what she remembers about you (with ids)
-/forget ID|WORDS   forget facts by id, or every fact matching the words
+/forget ID|WORDS   forget a memory by id, or (after showing them and asking)
+                   everything that matches the words
 /persona [NAME]    show the persona, or switch to another one
 /mood              her mood and your relationship, in words and numbers
 /new               end this session and start a new one
-/export [FILE]     write everything stored about you to a JSON file
+/export [FILE] [--force]
+                   write everything stored about you to a private JSON file
+                   (never replaces a file unless --force is given)
 /quit              leave (Ctrl-D works too)
 Start a message with // to send a line that begins with /."""
 
@@ -34,11 +41,79 @@ class CommandContext:
     err: TextIO
     home: Path
     show: Callable[[Reply[Turn | None]], None]
+    #: Asks a yes/no question; False unless the user answers yes (or at end of input).
+    ask: Callable[[str], bool] = lambda _question: False
 
 
 def _print_items(out: TextIO, items: list[MemoryItem]) -> None:
     for item in items:
-        print(f"  [{item.id}] {item.text}  ({item.kind}, {item.created_at:%Y-%m-%d})", file=out)
+        echo(f"  [{label(item)}] {safe(item.text, one_line=True)}  "
+             f"({item.kind}, {item.created_at:%Y-%m-%d})", out)
+
+
+class _Preview(Exception):
+    """Raised inside a transaction to roll back a forget that was only a preview."""
+
+    def __init__(self, removed: Removed) -> None:
+        super().__init__("preview")
+        self.removed = removed
+
+
+def preview_forget(c: Companion, words: str) -> Removed:
+    """What ``c.forget(words)`` would remove, computed and rolled back (nothing changes)."""
+    try:
+        with c.store.transaction() as conn:
+            raise _Preview(cascade_forget(conn, c.user, words))
+    except _Preview as preview:
+        return preview.removed
+
+
+def _forget(ctx: CommandContext, arg: str) -> None:
+    c = ctx.companion
+    if not arg:
+        echo("(usage: /forget ID or /forget WORDS)", ctx.err)
+        return
+    target = parse_target(arg)
+    if not is_id(target):
+        preview = preview_forget(c, arg)
+        if not preview.items:
+            echo(f"(no memory matches {safe(arg, one_line=True)!r})", ctx.out)
+            return
+        echo(f"This would forget {preview.describe().removeprefix('removed ')}:", ctx.out)
+        _print_items(ctx.out, preview.items)
+        if not ctx.ask("Forget them?"):
+            echo("(nothing forgotten)", ctx.out)
+            return
+    removed = c.forget(target)
+    if not removed:
+        echo(f"(no memory matches {safe(arg, one_line=True)!r})", ctx.out)
+    else:
+        echo(f"Forgot {len(removed)}:", ctx.out)
+        _print_items(ctx.out, removed)
+
+
+def _export(ctx: CommandContext, arg: str) -> None:
+    c = ctx.companion
+    words = arg.split(" ")
+    force = "--force" in (words[0], words[-1])
+    if force:
+        arg = " ".join(words[1:] if words[0] == "--force" else words[:-1]).strip()
+    if arg:
+        path = Path(arg).expanduser()
+    else:
+        exports = ctx.home / "exports"
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        name = re.sub(r"[^\w.@+-]", "_", c.user).lstrip(".-") or "user"
+        path = exports / f"{name}-{stamp}.json"
+        if path.parent != exports:  # never outside exports/ (the name has no separator)
+            raise InputError(f"cannot export user {safe(c.user, one_line=True)!r} by name")
+    try:
+        write_private(path, to_json(c.export()), force=force)
+    except InputError as exc:
+        if "already exists" in str(exc):
+            raise InputError(f"{path} already exists; /export {arg} --force replaces it") from exc
+        raise
+    echo(f"(exported to {path})", ctx.out)
 
 
 def run_command(ctx: CommandContext, line: str) -> str | None:
@@ -50,45 +125,32 @@ def run_command(ctx: CommandContext, line: str) -> str | None:
         if name in ("/quit", "/exit", "/bye"):
             return "quit"
         if name == "/help":
-            print(HELP, file=ctx.out)
+            echo(HELP, ctx.out)
         elif name == "/memories":
             items = c.memories()
             if not items:
-                print("(nothing remembered yet)", file=ctx.out)
+                echo("(nothing remembered yet)", ctx.out)
             _print_items(ctx.out, items)
         elif name == "/forget":
-            if not arg:
-                print("(usage: /forget ID or /forget WORDS)", file=ctx.err)
-                return None
-            removed = c.forget(int(arg) if arg.isdigit() else arg)
-            if not removed:
-                print(f"(no memory matches {arg!r})", file=ctx.out)
-            else:
-                print(f"Forgot {len(removed)}:", file=ctx.out)
-                _print_items(ctx.out, removed)
+            _forget(ctx, arg)
         elif name == "/persona":
             if arg:
                 c.switch_persona(load_persona(arg, user_dirs=[ctx.home / "personas"]))
-                print(f"(now talking with {c.persona.name})", file=ctx.out)
+                echo(f"(now talking with {safe(c.persona.name, one_line=True)})", ctx.out)
             else:
                 p = c.persona
-                print(f"{p.name}: {p.description.strip().splitlines()[0] if p.description else ''}",
-                      file=ctx.out)
+                first = p.description.strip().splitlines()[0] if p.description.strip() else ""
+                echo(f"{safe(p.name, one_line=True)}: {first}", ctx.out)
         elif name == "/mood":
-            print(c.mood(), file=ctx.out)
+            echo(c.mood(), ctx.out)
         elif name == "/new":
             ctx.show(c.new_session())
         elif name == "/export":
-            stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-            default = ctx.home / "exports" / f"{c.user}-{stamp}.json"
-            path = Path(arg).expanduser() if arg else default
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(c.export(), indent=2, ensure_ascii=False), encoding="utf-8")
-            print(f"(exported to {path})", file=ctx.out)
+            _export(ctx, arg)
         else:
-            print(f"(unknown command {name}; try /help)", file=ctx.err)
+            echo(f"(unknown command {safe(name, one_line=True)[:80]}; try /help)", ctx.err)
     except CompanionError as exc:
-        print(f"(error: {exc})", file=ctx.err)
+        echo(f"(error: {exc})", ctx.err)
     except OSError as exc:
-        print(f"(error: {exc.strerror or exc}: {exc.filename or ''})", file=ctx.err)
+        echo(f"(error: {exc.strerror or exc}: {exc.filename or ''})", ctx.err)
     return None

@@ -163,6 +163,9 @@ def _persona(config: Config) -> Check:
 def _model(config: Config) -> Check:
     spec = config.model.strip()
     if spec.startswith("openai:"):
+        from companion.llm.openai_backend import redact
+
+        spec = redact(spec)  # a password in the URL is not shown
         httpx = _version("httpx")
         if httpx is None:
             return Check("model", "fail", f"{spec}: needs httpx (pip install 'companion[serve]')")

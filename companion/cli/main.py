@@ -3,18 +3,27 @@
 Every :class:`~companion.errors.CompanionError` that reaches here is printed as
 one line (``companion: error: ...``) with exit status 2; Ctrl-C exits with 130.
 No traceback is shown for anything the user can cause.
+
+Everything a command creates is private to the user: the umask is 077 while
+it runs, and the data directory is created 0700 before any command writes in
+it. ``--user`` is checked here (see :func:`companion.paths.check_user_name`).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 from companion.cli.doctor import add_doctor_parser
+from companion.cli.encrypt import add_encrypt_parser
+from companion.cli.notices import show_notices
+from companion.cli.output import echo
 from companion.cli.serve import add_serve_parser
 from companion.cli.voice import add_voice_parser
 from companion.errors import CompanionError
+from companion.paths import check_user_name, ensure_data_dir
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -53,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     imp = psub.add_parser("import", help="import a Character Card (V1/V2 JSON or PNG)")
     imp.add_argument("path")
     imp.add_argument("--name", help="save under this name (default: the card's name)")
-    exp = psub.add_parser("export", help="export a persona as a Character Card V2 JSON")
+    exp = psub.add_parser("export", help="export a persona as a Character Card V2 "
+                          "(JSON, or a PNG card when -o ends in .png)")
     exp.add_argument("name")
     exp.add_argument("-o", "--output", help="file to write (default: standard output)")
 
@@ -82,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     mf.add_argument("target")
     me = msub2.add_parser("export", help="everything stored about the user, as JSON")
     me.add_argument("-o", "--output", help="file to write (default: standard output)")
+    me.add_argument("--force", action="store_true", help="replace the output file if it exists")
     mi = msub2.add_parser("import", help="restore an export file (all of it or nothing)")
     mi.add_argument("file")
     for p in (ml, ms, msh, med, mp, mf, me, mi):
@@ -90,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_serve_parser(sub, _add_common)
     add_voice_parser(sub, _add_common)
     add_doctor_parser(sub)
+    add_encrypt_parser(sub)
     return parser
 
 
@@ -98,42 +110,59 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args_list or args_list[0].startswith("-") and args_list[0] not in ("-h", "--help"):
         args_list.insert(0, "chat")
     args = build_parser().parse_args(args_list)
+    show_notices()  # the library's warnings, one line each on stderr
+    umask = os.umask(0o077)
     try:
-        if args.command == "chat":
-            from companion.cli.chat import run_chat
-
-            return run_chat(args)
-        if args.command == "persona":
-            from companion.cli.personas import run_persona
-
-            return run_persona(args)
-        if args.command == "models":
-            from companion.cli.models import run_models
-
-            return run_models(args)
-        if args.command == "memory":
-            from companion.cli.memory import run_memory
-
-            return run_memory(args)
-        if args.command == "serve":
-            from companion.cli.serve import run_serve
-
-            return run_serve(args)
-        if args.command == "voice":
-            from companion.cli.voice import run_voice
-
-            return run_voice(args)
-        if args.command == "doctor":
-            from companion.cli.doctor import run_doctor
-
-            return run_doctor(args)
-        build_parser().print_help()
-        return 2
+        return _dispatch(args)
     except CompanionError as exc:
-        print(f"companion: error: {exc}", file=sys.stderr)
+        echo(f"companion: error: {exc}", sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
+    finally:
+        os.umask(umask)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command is not None:
+        if getattr(args, "user", None) is not None:
+            check_user_name(args.user)
+        if args.command != "models":
+            ensure_data_dir()
+    if args.command == "chat":
+        from companion.cli.chat import run_chat
+
+        return run_chat(args)
+    if args.command == "persona":
+        from companion.cli.personas import run_persona
+
+        return run_persona(args)
+    if args.command == "models":
+        from companion.cli.models import run_models
+
+        return run_models(args)
+    if args.command == "memory":
+        from companion.cli.memory import run_memory
+
+        return run_memory(args)
+    if args.command == "serve":
+        from companion.cli.serve import run_serve
+
+        return run_serve(args)
+    if args.command == "voice":
+        from companion.cli.voice import run_voice
+
+        return run_voice(args)
+    if args.command == "doctor":
+        from companion.cli.doctor import run_doctor
+
+        return run_doctor(args)
+    if args.command in ("encrypt", "decrypt"):
+        from companion.cli.encrypt import run_encrypt
+
+        return run_encrypt(args)
+    build_parser().print_help()
+    return 2

@@ -1,13 +1,20 @@
-"""``companion persona list|show|import|export``."""
+"""``companion persona list|show|import|export``.
+
+``export -o NAME.png`` writes a PNG card (the V2 card in a ``chara`` text chunk,
+as SillyTavern writes them); any other name, or none, gets the card as JSON.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from companion.cli.output import emit_json
-from companion.paths import data_dir
+from companion.cli.output import echo, emit_json
+from companion.errors import PersonaError
+from companion.paths import data_dir, private_dir
 from companion.persona import (
+    card_to_png,
     export_card,
     import_card,
     list_personas,
@@ -30,10 +37,25 @@ def run_persona(args: argparse.Namespace) -> int:
         persona = import_card(Path(args.path))
         name = args.name or persona.name
         target = user_dir / f"{persona_slug(name)}.toml"
-        user_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            private_dir(user_dir)  # the data directory too, if this is its first use: 0700
+        except OSError as exc:
+            raise PersonaError(f"cannot create {user_dir}: {exc.strerror or exc}") from exc
         save_persona_toml(persona, target)
         print(f"Imported {persona.name!r} as {target.stem} ({target}). "
               f"Use it with: companion chat --persona {target.stem}")
     elif action == "export":
-        emit_json(export_card(load_persona(args.name, user_dirs=[user_dir])), args.output)
+        card = export_card(load_persona(args.name, user_dirs=[user_dir]))
+        if args.output and Path(args.output).suffix.lower() == ".png":
+            _write_png_card(card_to_png(card), Path(args.output))
+        else:
+            emit_json(card, args.output)
     return 0
+
+
+def _write_png_card(data: bytes, path: Path) -> None:
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        raise PersonaError(f"cannot write card: {exc.strerror or exc}", path=path) from exc
+    echo(f"Wrote {path}", sys.stderr)

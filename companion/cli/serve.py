@@ -6,7 +6,10 @@
     companion serve --model openai:http://gpu-box:8000/v1#Qwen/Qwen2.5-7B-Instruct
 
 It listens on loopback unless told otherwise, and refuses to listen anywhere
-else without a token. The address is bound before the model loads, so a port
+else without a token. It answers only requests for a loopback name, the address
+it listens on, or a name given with ``--allow-host`` (or ``allowed_hosts`` in
+config.toml), and no web page unless its origin is given with ``--allow-origin``
+(or ``allowed_origins``). The address is bound before the model loads, so a port
 in use fails at once; one line on standard error says where it serves.
 """
 
@@ -18,10 +21,13 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from companion.cli.chat import config_from_args
+from companion.cli.options import config_from_args
+from companion.config import Config
 from companion.errors import ConfigError
 
 DEFAULT_PORT = 8000
+#: Addresses that mean "every interface": not a name a client would use.
+WILDCARDS = frozenset({"", "0.0.0.0", "::"})
 #: Turns generated at once on a remote engine (which batches them), unless --parallel says.
 REMOTE_WORKERS = 4
 
@@ -42,6 +48,24 @@ def add_serve_parser(
         "--token",
         help="bearer token every request must carry (better: $COMPANION_SERVE_TOKEN); "
         "required to listen beyond loopback",
+    )
+    serve.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        dest="allow_host",
+        metavar="NAME",
+        help="a Host name to answer besides loopback ones and --host (repeatable; "
+        "'*': any, which needs a token)",
+    )
+    serve.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        dest="allow_origin",
+        metavar="ORIGIN",
+        help="a web page origin allowed to call the API, e.g. https://chat.example "
+        "(repeatable; default: none, pages are refused)",
     )
     serve.add_argument("--temperature", type=float)
     serve.add_argument("--max-tokens", type=int, dest="max_tokens")
@@ -76,12 +100,14 @@ def run_serve(args: argparse.Namespace) -> int:
         from companion.server import CompanionServer, ServeSettings, check_bind
         from companion.server.auth import TOKEN_VARIABLE
         from companion.server.background import listen, url_of
+        from companion.server.guard import check_hosts
     except ImportError as exc:
         raise ConfigError(
             f"serving needs the serve extra ({exc.name} is missing): pip install 'companion[serve]'"
         ) from exc
     from companion.llm.loader import load_llm
     from companion.llm.openai_backend import OpenAIChatLLM
+    from companion.memory import Store
     from companion.paths import data_dir
     from companion.persona import load_persona
 
@@ -92,7 +118,10 @@ def run_serve(args: argparse.Namespace) -> int:
         if value is not None and value < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
     config = config_from_args(args)
+    hosts, origins = allowed_names(args, config)
+    check_hosts(hosts, token)
     home = data_dir()
+    Store.open(home / "companion.db").close()  # fail now, and unlock an encrypted one once
     persona = load_persona(config.persona, user_dirs=[home / "personas"])
     sock = listen(args.host, args.port)
     llm: Any = None
@@ -106,6 +135,8 @@ def run_serve(args: argparse.Namespace) -> int:
             workers=args.parallel or (REMOTE_WORKERS if remote else 1),
             max_queue=args.max_queue,
             max_users=args.max_users,
+            allowed_hosts=hosts,
+            allowed_origins=origins,
         )
         server = CompanionServer(llm, config, persona, home=home, settings=settings)
         auth = "token required" if token else "no token"
@@ -127,6 +158,18 @@ def run_serve(args: argparse.Namespace) -> int:
         if callable(close):
             close()
     return 0
+
+
+def allowed_names(
+    args: argparse.Namespace, config: Config
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The Host names (besides loopback ones) and web page origins to answer: the
+    config's and the options', and the address listened on when it names one."""
+    hosts = [*config.allowed_hosts, *args.allow_host]
+    if args.host.strip("[]") not in WILDCARDS:
+        hosts.append(args.host)
+    origins = [*config.allowed_origins, *args.allow_origin]
+    return tuple(dict.fromkeys(hosts)), tuple(dict.fromkeys(origins))
 
 
 def _progress(line: str) -> None:

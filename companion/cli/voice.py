@@ -13,11 +13,13 @@ import argparse
 import dataclasses
 import json
 import os
+import queue
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from companion.cli.options import config_from_args
 from companion.config import Config
 from companion.errors import AudioError, CompanionError
 
@@ -80,7 +82,6 @@ def voice_decoding(llm: object, config: Config) -> None:
 
 
 def run_voice(args: argparse.Namespace) -> int:
-    from companion.cli.chat import config_from_args
     from companion.dialog import Companion
     from companion.voice.loop import VoiceLoop
     from companion.voice.stt import load_stt
@@ -213,8 +214,39 @@ def open_chat_voice(config: Config, save_audio: str | None, err: TextIO) -> Spea
     return Speaker(device, tts, save_dir=save_audio)
 
 
-def speak_reply(speaker: Speaker, companion: Companion, chunks: Iterator[str]) -> Speech:
-    """Start reading ``chunks`` aloud in the persona's voice and mood."""
-    from companion.voice.style import speech_style
+class SpokenReply:
+    """A reply read aloud while the chat prints it (``chat --speak``).
 
-    return speaker.start(chunks, speech_style(companion.persona, companion.state))
+    The text flows one way: the chat pulls the reply on its own thread, prints
+    each piece and hands it on with :meth:`say`; the speaker's threads only cut
+    it into sentences and speak them, in the persona's voice and mood.
+    """
+
+    def __init__(self, speaker: Speaker, companion: Companion) -> None:
+        from companion.voice.style import speech_style
+
+        self._chunks: queue.Queue[str | None] = queue.Queue()
+        style = speech_style(companion.persona, companion.state)
+        self.speech: Speech = speaker.start(self._handed(), style)
+
+    def _handed(self) -> Iterator[str]:
+        while (chunk := self._chunks.get()) is not None:
+            yield chunk
+
+    def say(self, chunk: str) -> None:
+        """Speak ``chunk`` after what was handed on before (returns at once)."""
+        self._chunks.put(chunk)
+
+    def end(self) -> None:
+        """The text is complete: the rest is spoken while the chat goes on. Raises
+        what went wrong in synthesis, if anything did."""
+        self._chunks.put(None)
+        while not self.speech.wait_text(0.1):  # short waits: Ctrl-C stays responsive
+            pass
+        if self.speech.error is not None:
+            raise self.speech.error
+
+    def stop(self) -> None:
+        """Fall silent now (Ctrl-C during the reply)."""
+        self._chunks.put(None)
+        self.speech.stop()

@@ -15,11 +15,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from companion.errors import ModelError
-from companion.llm.fetch import MARKER, Progress, stderr_progress
+
+#: Written last into a converted folder: a folder without it is incomplete.
+MARKER = "companion-model.json"
 
 
 def convert_gguf(
@@ -27,13 +30,14 @@ def convert_gguf(
     dest: Path,
     *,
     sha256: str | None = None,
-    progress: Progress = stderr_progress,
+    progress: Callable[[str], None],
 ) -> Path:
     """Convert ``gguf`` into the transformers folder ``dest``; return ``dest``.
 
-    ``sha256`` (of the GGUF, when known) is recorded in the marker file.
+    ``sha256`` (of the GGUF, when known) is recorded in the marker file;
+    ``progress`` gets one line per step.
     """
-    from companion.llm.transformers_backend import import_torch
+    from companion.llm.torchenv import import_torch
 
     try:
         torch = import_torch()

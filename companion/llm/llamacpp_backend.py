@@ -19,21 +19,17 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from companion.errors import ModelError, ModelNotFoundError
+from companion.llm.decode import GenerationStats, decode_reply
 from companion.llm.fetch import Progress, assemble, gguf_path, stderr_progress
 from companion.llm.registry import Registry
 from companion.llm.template import compile_chat_template, render_chat
-from companion.llm.textstream import IncrementalDetokenizer, StopFilter, common_prefix_length
-from companion.llm.transformers_backend import (
-    _END_TOKENS,
-    GenerationStats,
-    StopReason,
-)
+from companion.llm.textstream import common_prefix_length
+from companion.llm.transformers_backend import _END_TOKENS
 from companion.paths import models_dir
 from companion.types import GenerationParams, Message
 
@@ -130,66 +126,40 @@ class LlamaCppLLM:
     # -- generation -------------------------------------------------------
 
     def _generate(self, prompt: list[int], params: GenerationParams) -> Iterator[str]:
-        llama = self._llama
         self._acquire()
-        reason: StopReason = "cancelled"
-        reused = generated = 0
-        started = time.perf_counter()
-        prefill_s = 0.0
-        tokens: Any = None
         try:
-            if self.reuse_prefix:
-                # What Llama.generate keeps: the shared prefix, less one token to re-evaluate.
-                evaluated = llama.input_ids[: llama.n_tokens].tolist()
-                reused = min(common_prefix_length(evaluated, prompt), len(prompt) - 1)
-            else:
-                llama.reset()
-            greedy = params.temperature <= 0
-            llama.set_seed(
-                self._llama_cpp.LLAMA_DEFAULT_SEED if params.seed is None else params.seed
-            )
-            tokens = llama.generate(
-                prompt,
-                temp=0.0 if greedy else params.temperature,
-                top_p=params.top_p if 0 < params.top_p < 1 else 1.0,
-                top_k=0,
-                min_p=0.0,
-                repeat_penalty=1.0,
-            )
-            # With a prefill the reply continues text: decode it in context for the spacing.
-            detok = IncrementalDetokenizer(self._decode, prompt[-4:] if params.prefill else [])
-            stops = StopFilter(params.stop)
-            budget = min(params.max_tokens, self.context_length - len(prompt))
-            ending: StopReason = "length"
-            for token in tokens if budget > 0 else ():
-                if generated == 0:
-                    prefill_s = time.perf_counter() - started
-                if token in self._end_ids:
-                    ending = "eos"
-                    break
-                generated += 1
-                text = stops.push(detok.push(token))
-                if text:
-                    yield text
-                if stops.stopped or generated >= budget:
-                    break
-            if not stops.stopped:
-                tail = stops.push(detok.flush()) + stops.flush()
-                if tail:
-                    yield tail
-            reason = "stop" if stops.stopped else ending
+            yield from decode_reply(
+                _Steps(self), prompt, params,
+                context_length=self.context_length, on_stats=self._set_stats,
+            )  # fmt: skip
         finally:
-            if tokens is not None:
-                tokens.close()
-            self.last_stats = GenerationStats(
-                prompt_tokens=len(prompt),
-                reused_tokens=reused,
-                generated_tokens=generated,
-                prefill_seconds=prefill_s,
-                decode_seconds=time.perf_counter() - started - prefill_s,
-                stop_reason=reason,
-            )
             self._release()
+
+    def _set_stats(self, stats: GenerationStats) -> None:
+        self.last_stats = stats
+
+    def _prefill(self, prompt: list[int]) -> tuple[int, Any]:
+        """Evaluate ``prompt`` after the prefix llama.cpp already holds; return
+        (tokens reused, the last position's logits)."""
+        llama = self._llama
+        reused = 0
+        if self.reuse_prefix:
+            evaluated = llama.input_ids[: llama.n_tokens].tolist()
+            reused = min(common_prefix_length(evaluated, prompt), len(prompt) - 1)
+        if reused > 0:
+            llama.n_tokens = reused  # eval() drops the cached keys and values past here
+        else:
+            llama.reset()
+        return reused, self._eval(prompt[reused:])
+
+    def _eval(self, ids: list[int]) -> Any:
+        llama = self._llama
+        try:
+            llama.eval(ids)
+        except BaseException:
+            llama.reset()  # a half-evaluated batch: start over next time
+            raise
+        return llama.scores[llama.n_tokens - 1]
 
     def _render(self, turns: list[dict[str, str]]) -> str:
         return str(
@@ -233,6 +203,26 @@ class LlamaCppLLM:
     def _release(self) -> None:
         self._owner = None
         self._lock.release()
+
+
+class _Steps:
+    """The decode loop's view of a :class:`LlamaCppLLM` (lock already held)."""
+
+    def __init__(self, llm: LlamaCppLLM) -> None:
+        self._llm = llm
+        self.end_ids = llm._end_ids
+
+    def prefill(self, prompt: list[int]) -> tuple[int, Any]:
+        return self._llm._prefill(prompt)
+
+    def step(self, token: int) -> Any:
+        return self._llm._eval([token])
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self._llm._decode(ids)
+
+    def encode(self, text: str) -> list[int]:
+        return list(self._llm._llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
 
 def import_llama_cpp() -> Any:

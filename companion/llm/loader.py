@@ -83,11 +83,6 @@ def list_models(*, cache: Path | None = None, registry: Registry | None = None) 
     ]
 
 
-def default_model_name(registry: Registry | None = None) -> str:
-    """The registry's default chat model."""
-    return (registry or load_registry()).default
-
-
 def resolve(spec: str, *, registry: Registry) -> ModelSource:
     """Decide what ``spec`` names, without loading anything; see the module docstring."""
     spec = spec.strip()
@@ -134,10 +129,10 @@ def load_llm(
     :mod:`companion.llm.quantize`); "auto" follows the registry's ``cpu_quantize``.
     """
     if spec.strip().startswith("openai:"):
-        from companion.llm.openai_backend import open_openai_llm
+        from companion.llm.openai_backend import open_openai_llm, redact
 
         if progress is not None:
-            progress(f"connecting to {spec.strip()}")
+            progress(f"connecting to {redact(spec.strip())}")
         return open_openai_llm(spec.strip())
     registry = load_registry()
     if spec.strip().startswith("llamacpp:"):

@@ -10,20 +10,24 @@ the transformers model (building the quantized copy on the first start).
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from companion.errors import ModelError
-from companion.llm.transformers_backend import import_torch
+from companion.llm.torchenv import import_torch
 
 if TYPE_CHECKING:
     from companion.llm.lean import LeanModel
     from companion.llm.quantize import Method
-    from companion.llm.transformers_backend import TransformersLLM
+
+#: What the caller builds from the opened pieces: the backend class (this module does
+#: not import it, so that the backend may import this one).
+LLMT = TypeVar("LLMT")
 
 
 def open_lean(
-    cls: type[TransformersLLM],
+    cls: Callable[..., LLMT],
     folder: Path,
     method: Method,
     cache: Path | None,
@@ -31,7 +35,7 @@ def open_lean(
     name: str,
     threads: int | None,
     reuse_prefix: bool,
-) -> TransformersLLM | None:
+) -> LLMT | None:
     """The model on the lean pass, from its cached quantized copy, without
     importing transformers (see :mod:`companion.llm.lean`); None when the
     copy is not built yet or the model or CPU does not qualify."""
@@ -72,7 +76,7 @@ def open_lean(
 
 
 def open_transformers(
-    cls: type[TransformersLLM],
+    cls: Callable[..., LLMT],
     source: str | Path,
     method: Method,
     cache: Path | None,
@@ -83,7 +87,7 @@ def open_transformers(
     local_files_only: bool,
     device: str,
     reuse_prefix: bool,
-) -> TransformersLLM:
+) -> LLMT:
     """The model as a transformers model (its quantized copy is built here on first use)."""
     try:
         from transformers import AutoModelForCausalLM, AutoTokenizer

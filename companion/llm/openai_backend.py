@@ -14,7 +14,11 @@ what the server reports as ``max_model_len``, else :data:`DEFAULT_CONTEXT`),
 ``timeout`` (seconds to wait for the next piece of a reply, default
 :data:`DEFAULT_TIMEOUT`) and ``retries`` (connection attempts after the first,
 default :data:`DEFAULT_RETRIES`). The API key comes from ``$COMPANION_OPENAI_KEY``,
-else ``$OPENAI_API_KEY`` (none: no ``Authorization`` header is sent).
+else ``$OPENAI_API_KEY`` (none: no ``Authorization`` header is sent). A user name
+and password in the URL (``http://user:secret@host/v1``) are sent as HTTP basic
+auth and never shown: every message, name and ``repr`` has ``***`` in their place
+(:func:`~companion.llm.openai_spec.redact`). Specs are parsed in
+:mod:`companion.llm.openai_spec`.
 
 Only connection failures are retried (with exponential backoff), including a
 kept-alive connection the server closed before answering; an error the server
@@ -41,24 +45,32 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import parse_qsl, urlsplit
 
 from companion.errors import ModelError, ModelNotFoundError
+from companion.llm.openai_spec import (
+    DEFAULT_RETRIES,
+    DEFAULT_TIMEOUT,
+    PREFIX,
+    OpenAISpec,
+    parse_spec,
+    redact,
+    split_credentials,
+)
 from companion.llm.textstream import StopFilter
 from companion.types import GenerationParams, Message
 
 if TYPE_CHECKING:
     import httpx
 
-PREFIX = "openai:"
+__all__ = [
+    "DEFAULT_CONTEXT", "DEFAULT_RETRIES", "DEFAULT_TIMEOUT", "PREFIX", "OpenAIChatLLM",
+    "OpenAISpec", "estimate_tokens", "open_openai_llm", "parse_spec", "redact",
+]  # fmt: skip
+
 #: Context window assumed when neither the spec nor the server gives one.
 DEFAULT_CONTEXT = 4096
-#: Seconds to wait for the server's next bytes (and for a response to start).
-DEFAULT_TIMEOUT = 120.0
 #: Seconds to wait for a connection.
 CONNECT_TIMEOUT = 5.0
-#: Connection attempts after the first one fails.
-DEFAULT_RETRIES = 2
 #: The first retry waits this long; each next one twice as long.
 BACKOFF = 0.25
 #: Stop sequences the OpenAI API accepts in one request (the rest apply locally).
@@ -67,21 +79,9 @@ KEY_VARIABLES = ("COMPANION_OPENAI_KEY", "OPENAI_API_KEY")
 
 StopReason = Literal["eos", "stop", "length", "cancelled"]
 
-
 def estimate_tokens(text: str) -> int:
     """Tokens ``text`` probably takes: its UTF-8 bytes / 4, rounded up."""
     return math.ceil(len(text.encode("utf-8", "surrogatepass")) / 4)
-
-
-@dataclass(frozen=True, slots=True)
-class OpenAISpec:
-    """A parsed ``openai:`` model spec."""
-
-    base_url: str
-    model: str | None = None
-    context_length: int | None = None
-    timeout: float = DEFAULT_TIMEOUT
-    retries: int = DEFAULT_RETRIES
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,41 +91,6 @@ class RemoteStats:
     prompt_tokens: int
     generated_tokens: int
     stop_reason: StopReason
-
-
-_USAGE = "openai:<url>#<model>[?ctx=N&timeout=S&retries=N], e.g. openai:http://localhost:8000/v1#my-model"
-
-
-def parse_spec(spec: str) -> OpenAISpec:
-    """Parse ``openai:<url>#<model>?<options>``; raises :class:`ModelError` saying what is wrong."""
-    if not spec.startswith(PREFIX):
-        raise ModelError(f"not an openai: spec: {spec!r} (expected {_USAGE})")
-    url, _, fragment = spec[len(PREFIX) :].strip().partition("#")
-    model, _, query = fragment.partition("?")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ModelError(f"{spec!r} needs an http:// or https:// URL ({_USAGE})")
-    if parts.fragment or parts.query:
-        raise ModelError(f"{spec!r}: put the model after '#' and options after it ({_USAGE})")
-    values: dict[str, Any] = {}
-    for key, raw in parse_qsl(query, keep_blank_values=True):
-        kind = {"ctx": int, "timeout": float, "retries": int}.get(key)
-        if kind is None:
-            raise ModelError(f"{spec!r}: unknown option {key!r} (known: ctx, timeout, retries)")
-        try:
-            value = kind(raw)
-        except ValueError:
-            raise ModelError(f"{spec!r}: {key} must be a number, not {raw!r}") from None
-        if value < (0 if key == "retries" else 1):
-            raise ModelError(f"{spec!r}: {key} is out of range: {raw}")
-        values[key] = value
-    return OpenAISpec(
-        base_url=url.rstrip("/"),
-        model=model.strip() or None,
-        context_length=values.get("ctx"),
-        timeout=values.get("timeout", DEFAULT_TIMEOUT),
-        retries=values.get("retries", DEFAULT_RETRIES),
-    )
 
 
 def api_key_from_env() -> str | None:
@@ -140,7 +105,8 @@ class OpenAIChatLLM:
     through one instance). ``transport`` replaces the network, for tests
     (``httpx.MockTransport``). :meth:`check` asks the server for its models
     (and so checks the URL, the key and the model); :func:`open_openai_llm`
-    builds and checks one from a spec.
+    builds and checks one from a spec. ``auth`` (user name, password) is sent as
+    HTTP basic auth; credentials in ``base_url`` are taken out of it into ``auth``.
     """
 
     def __init__(
@@ -149,6 +115,7 @@ class OpenAIChatLLM:
         model: str | None = None,
         *,
         api_key: str | None = None,
+        auth: tuple[str, str] | None = None,
         context_length: int | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         retries: int = DEFAULT_RETRIES,
@@ -162,6 +129,8 @@ class OpenAIChatLLM:
                 "remote models need httpx: pip install 'companion[serve]'"
             ) from exc
         self._httpx = httpx
+        base_url, in_url = split_credentials(base_url)
+        auth = auth or in_url
         self.base_url = base_url.rstrip("/")
         self.model = model or ""
         self.name = model or self.base_url
@@ -174,6 +143,7 @@ class OpenAIChatLLM:
             headers["Authorization"] = f"Bearer {api_key}"
         self._client = httpx.Client(
             base_url=self.base_url,
+            auth=httpx.BasicAuth(*auth) if auth else None,
             headers=headers,
             timeout=httpx.Timeout(timeout, connect=min(CONNECT_TIMEOUT, timeout)),
             transport=transport,
@@ -348,7 +318,7 @@ class OpenAIChatLLM:
         message = _error_message(response)
         where = f"{self.base_url}{what}"
         if status in (401, 403):
-            sent = "Authorization" in self._client.headers
+            sent = "Authorization" in self._client.headers or self._client.auth is not None
             hint = (
                 "the API key was refused" if sent else "it needs an API key and none was set"
             )
@@ -378,6 +348,7 @@ def open_openai_llm(spec: str, *, api_key: str | None = None) -> OpenAIChatLLM:
         parsed.base_url,
         parsed.model,
         api_key=api_key if api_key is not None else api_key_from_env(),
+        auth=parsed.auth,
         context_length=parsed.context_length,
         timeout=parsed.timeout,
         retries=parsed.retries,
@@ -448,5 +419,5 @@ def _names_model(response: httpx.Response, message: str, model: str) -> bool:
 
 
 def _reason(exc: BaseException) -> str:
-    text = str(exc).strip()
+    text = redact(str(exc).strip())
     return text.splitlines()[0] if text else type(exc).__name__

@@ -26,7 +26,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from companion.llm.transformers_backend import TransformersLLM, import_torch
+from companion.llm.torchenv import import_torch
+from companion.llm.transformers_backend import TransformersLLM
 from companion.types import Message
 
 

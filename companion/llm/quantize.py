@@ -28,13 +28,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
 from companion.errors import ModelError
-from companion.llm.transformers_backend import import_torch
+from companion.llm.torchenv import import_torch
 
 import_torch()  # sets OpenMP's wait policy before torch loads
 
@@ -417,11 +416,6 @@ def read_quantized(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]
     }
     tensors = dict(read_safetensors(path, mapped=mapped))
     return tensors, kinds
-
-
-def clear_cache(cache: Path) -> None:
-    """Remove every cached quantized copy under ``cache``."""
-    shutil.rmtree(cache / "quantized", ignore_errors=True)
 
 
 def iter_quantized_layers(model: Any) -> Iterator[tuple[str, str]]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from companion.errors import ModelError
-from companion.llm.transformers_backend import import_torch
+from companion.llm.torchenv import import_torch
 
 import_torch()  # sets OpenMP's wait policy before torch loads
 

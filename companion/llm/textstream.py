@@ -8,6 +8,7 @@ sequence, and ends the stream just before one appears.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 
 #: Decodes token ids to text (e.g. ``lambda ids: tok.decode(ids, skip_special_tokens=True)``).
@@ -103,3 +104,81 @@ def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
         if a[i] != b[i]:
             return i
     return n
+
+
+# A sentence end: terminal punctuation (and closing quotes or brackets) followed
+# by white space. The word before it must not be a common abbreviation.
+_SENTENCE_END = re.compile(r"[.!?\u2026]+[\"'\u201d\u2019)\]]*(?=\s)")
+_PENDING_END = re.compile(r"[.!?\u2026]+[\"'\u201d\u2019)\]]*$")
+_ABBREVIATIONS = frozenset(
+    ("mr", "mrs", "ms", "dr", "st", "vs", "etc", "e.g", "i.e", "jr", "sr", "prof", "mt")
+)
+
+
+class SentenceLimit:
+    """Ends streamed text after ``limit`` sentences (0: no limit), at the sentence's end.
+
+    Text that may end a sentence is held back until the next character shows
+    whether it does. With ``whole_words`` on (past the soft token limit), a
+    trailing partial word is held back too, so that a reply cut at the hard
+    limit ends on a whole word.
+    """
+
+    def __init__(self, limit: int = 0) -> None:
+        self.limit = limit
+        self.count = 0
+        self.done = False
+        self.whole_words = False
+        self._held = ""
+        self._seen = ""  # the emitted text's last words, to spot abbreviations
+
+    def finish_sentence(self) -> None:
+        """End at the next sentence end (the soft token limit was reached)."""
+        self.limit = self.count + 1
+        self.whole_words = True
+
+    def push(self, text: str) -> str:
+        if self.done:
+            return ""
+        buffer = self._held + text
+        out = 0
+        for match in _SENTENCE_END.finditer(buffer):
+            if self._abbreviation(buffer, match.start()):
+                continue
+            self.count += 1
+            if self.limit and self.count >= self.limit:
+                self.done = True
+                self._held = ""
+                return self._emit(buffer[: match.end()])
+            out = match.end()
+        keep = len(buffer)
+        pending = _PENDING_END.search(buffer, out)
+        if pending is not None:
+            keep = pending.start()
+        elif self.whole_words:
+            space = max(buffer.rfind(" "), buffer.rfind("\n"))
+            keep = space + 1 if space >= out else out
+        self._held = buffer[keep:]
+        return self._emit(buffer[:keep])
+
+    def flush(self, *, complete: bool) -> str:
+        """Release held text at the end: all of it when the model ended the reply
+        (``complete``), else only whole words."""
+        held, self._held = self._held, ""
+        if self.done:
+            return ""
+        if complete or not self.whole_words or _PENDING_END.search(held):
+            return self._emit(held)
+        return ""
+
+    def _emit(self, text: str) -> str:
+        self._seen = (self._seen + text)[-40:]
+        return text
+
+    def _abbreviation(self, buffer: str, dot: int) -> bool:
+        if buffer[dot] != ".":
+            return False
+        before = (self._seen + buffer[:dot]).rsplit(None, 1)
+        word = before[-1].lower().lstrip("(\"'") if before else ""
+        # A single letter is an initial ("J. Smith"), except the pronoun ("So do I.").
+        return word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha() and word != "i")

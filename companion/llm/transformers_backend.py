@@ -14,45 +14,29 @@ first is still open is an error (close the first iterator).
 
 from __future__ import annotations
 
-import os
-import sys
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from companion.errors import ModelError
+from companion.llm.decode import GenerationStats as GenerationStats
+from companion.llm.decode import StopReason as StopReason
+from companion.llm.decode import decode_reply
 from companion.llm.kvshift import MIN_MATCH, find_continuation, rotary_inv_freq, shift_cache
 from companion.llm.template import fold_system_messages as fold_system_messages
 from companion.llm.template import render_chat
-from companion.llm.textstream import IncrementalDetokenizer, StopFilter, common_prefix_length
+from companion.llm.textstream import common_prefix_length
+from companion.llm.torchenv import import_torch
 from companion.types import GenerationParams, Message
 
 if TYPE_CHECKING:
     from companion.llm.lean import LeanModel
 
-StopReason = Literal["eos", "stop", "length", "cancelled"]
-
 #: End-of-turn tokens of common chat formats, stopped at when the vocabulary has them.
 _END_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "</s>")
 #: Longest prompt piece run through the model at once (bounds memory on long prompts).
 _PREFILL_CHUNK = 512
-#: libgomp's busy-wait before an idle worker sleeps (see :func:`import_torch`).
-SPIN_COUNT = 10_000
-
-
-@dataclass(frozen=True, slots=True)
-class GenerationStats:
-    """What the last call did: how much of the prompt was reused, and why it ended."""
-
-    prompt_tokens: int
-    reused_tokens: int
-    generated_tokens: int
-    prefill_seconds: float
-    decode_seconds: float
-    stop_reason: StopReason
 
 
 class TransformersLLM:
@@ -259,62 +243,20 @@ class TransformersLLM:
     # -- generation -------------------------------------------------------
 
     def _generate(self, prompt: list[int], params: GenerationParams) -> Iterator[str]:
-        torch = self._torch
         self._acquire()
-        reason: StopReason = "cancelled"
-        reused = generated = 0
-        prefill_threads = torch.get_num_threads()
-        started = time.perf_counter()
-        prefill_s = 0.0
+        steps = _Steps(self)
         try:
-            with torch.inference_mode():
-                reused = self._reuse(prompt)
-                logits = self._forward(prompt[reused:])
-                prefill_s = time.perf_counter() - started
-                prefill_threads = torch.get_num_threads()
-                if self.decode_threads is not None:
-                    torch.set_num_threads(self.decode_threads)
-                rng = torch.Generator(device=self._device)
-                if params.seed is None:
-                    rng.seed()
-                else:
-                    rng.manual_seed(params.seed)
-                # With a prefill the reply continues text: decode it in context for the spacing.
-                context = prompt[-4:] if params.prefill else []
-                detok = IncrementalDetokenizer(self._decode, context)
-                stops = StopFilter(params.stop)
-                budget = min(params.max_tokens, self.context_length - len(prompt))
-                ending: StopReason = "length"
-                while generated < budget:
-                    token = self._pick(logits, params, rng)
-                    if token in self._end_ids:
-                        ending = "eos"
-                        break
-                    generated += 1
-                    text = stops.push(detok.push(token))
-                    if text:
-                        yield text
-                    if stops.stopped:
-                        break
-                    if generated < budget:
-                        logits = self._forward([token])
-                if not stops.stopped:
-                    tail = stops.push(detok.flush()) + stops.flush()
-                    if tail:
-                        yield tail
-                reason = "stop" if stops.stopped else ending
+            with self._torch.inference_mode():
+                yield from decode_reply(
+                    steps, prompt, params,
+                    context_length=self.context_length, on_stats=self._set_stats,
+                )  # fmt: skip
         finally:
-            if self.decode_threads is not None:
-                torch.set_num_threads(prefill_threads)
-            self.last_stats = GenerationStats(
-                prompt_tokens=len(prompt),
-                reused_tokens=reused,
-                generated_tokens=generated,
-                prefill_seconds=prefill_s,
-                decode_seconds=time.perf_counter() - started - prefill_s,
-                stop_reason=reason,
-            )
+            steps.restore_threads()
             self._release()
+
+    def _set_stats(self, stats: GenerationStats) -> None:
+        self.last_stats = stats
 
     def _reuse(self, prompt: list[int]) -> int:
         """Crop the cache to the longest prefix it shares with ``prompt``; return its length."""
@@ -383,19 +325,6 @@ class TransformersLLM:
             input_ids = torch.tensor([list(ids)], dtype=torch.long, device=self._device)
             return self.model(input_ids=input_ids).logits[0].float()
 
-    def _pick(self, logits: Any, params: GenerationParams, rng: Any) -> int:
-        torch = self._torch
-        if params.temperature <= 0:
-            return int(torch.argmax(logits))
-        probs = torch.softmax(logits / params.temperature, dim=-1)
-        if 0 < params.top_p < 1:
-            sorted_probs, order = torch.sort(probs, descending=True)
-            outside = torch.cumsum(sorted_probs, dim=-1) - sorted_probs > params.top_p
-            sorted_probs[outside] = 0.0
-            choice = torch.multinomial(sorted_probs, 1, generator=rng)
-            return int(order[choice])
-        return int(torch.multinomial(probs, 1, generator=rng))
-
     def _decode(self, ids: Sequence[int]) -> str:
         return str(self.tokenizer.decode(list(ids), skip_special_tokens=True))
 
@@ -432,26 +361,6 @@ class TransformersLLM:
         self._lock.release()
 
 
-def import_torch() -> Any:
-    """Import torch; on first import, ask OpenMP to sleep rather than spin when idle.
-
-    Spinning worker threads make decoding about 4x slower on a 2-core machine as
-    soon as another process (speech synthesis, a test run) holds one core; sleeping
-    costs about 5% on an idle machine. A decode step on the native kernels, though,
-    opens ~120 short parallel regions, and waking a sleeping thread for each made
-    2 threads slower than 1 (SmolLM2: 52 vs 75 tok/s): with ``GOMP_SPINCOUNT``
-    (:data:`SPIN_COUNT`) a worker spins a few microseconds before it sleeps, which
-    catches the next region of the same step (115 tok/s) without holding a core
-    between replies. Values already in the environment are kept.
-    """
-    if "torch" not in sys.modules:
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-        os.environ.setdefault("GOMP_SPINCOUNT", str(SPIN_COUNT))
-    import torch
-
-    return torch
-
-
 def _end_token_ids(sources: tuple[Any, ...], tokenizer: Any) -> frozenset[int]:
     """Ids that end a reply: the EOS id(s) of the generation config, model config and
     tokenizer, and any end-of-turn token the vocabulary knows."""
@@ -476,3 +385,36 @@ def _context_length(config: Any, tokenizer: Any) -> int:
     ]
     usable = [n for n in limits if isinstance(n, int) and 0 < n < 10_000_000]
     return min(usable) if usable else 2048
+
+
+class _Steps:
+    """The decode loop's view of a :class:`TransformersLLM` (lock already held)."""
+
+    def __init__(self, llm: TransformersLLM) -> None:
+        self._llm = llm
+        self.end_ids = llm._end_ids
+        self._prefill_threads: int | None = None
+
+    def prefill(self, prompt: list[int]) -> tuple[int, Any]:
+        llm = self._llm
+        reused = llm._reuse(prompt)
+        logits = llm._forward(prompt[reused:])
+        if llm.decode_threads is not None:
+            self._prefill_threads = llm._torch.get_num_threads()
+            llm._torch.set_num_threads(llm.decode_threads)
+        return reused, logits.numpy()
+
+    def step(self, token: int) -> Any:
+        return self._llm._forward([token]).numpy()
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self._llm._decode(ids)
+
+    def encode(self, text: str) -> list[int]:
+        return list(self._llm.tokenizer.encode(text, add_special_tokens=False))
+
+    def restore_threads(self) -> None:
+        """Give the prefill its threads back (the decode may have used fewer)."""
+        if self._prefill_threads is not None:
+            self._llm._torch.set_num_threads(self._prefill_threads)
+            self._prefill_threads = None

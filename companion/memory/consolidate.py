@@ -18,16 +18,14 @@ import math
 import re
 from collections import Counter
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 from companion.memory import fts
 from companion.memory.codec import to_text
+from companion.memory.dense import DenseIndex
 from companion.memory.embed import Vectors, from_blob
 from companion.memory.recall import summary_item
+from companion.memory.store import Store
 from companion.types import MemoryItem
-
-if TYPE_CHECKING:
-    from companion.memory.longterm import LongTermMemory
 
 #: Sentences per summary, and the longest sentence kept.
 SUMMARY_SENTENCES, MAX_SENTENCE = 4, 220
@@ -63,10 +61,10 @@ def summarize(lines: list[tuple[str, str]], when: datetime) -> str:
 
 
 def consolidate(
-    memory: LongTermMemory, user_id: str, *, keep_session: int | None = None
+    store: Store, dense: DenseIndex, user_id: str, *, keep_session: int | None = None
 ) -> list[MemoryItem]:
-    """Summarize the user's finished sessions that have no summary; dedupe facts."""
-    store = memory.store
+    """Summarize the user's finished sessions that have no summary (each summary's
+    vector goes into ``dense``); dedupe facts."""
     with store.reading() as conn:
         pending = [int(r[0]) for r in conn.execute(
             """SELECT s.id FROM sessions AS s
@@ -91,20 +89,18 @@ def consolidate(
                  to_text(turns[-1].created_at)),
             )
             assert cur.lastrowid is not None
-            vectors = memory._embed([text])
-            if vectors is not None and memory.index is not None:
-                memory.index.add(user_id, [("summary", cur.lastrowid)], vectors)  # type: ignore[arg-type]
+            dense.add(user_id, [("summary", cur.lastrowid)], [text])
             row = conn.execute("SELECT * FROM summaries WHERE id = ?", (cur.lastrowid,)).fetchone()
         made.append(summary_item(row))
-    dedupe_facts(memory, user_id)
+    dedupe_facts(store, dense, user_id)
     return made
 
 
-def _stored_vectors(memory: LongTermMemory, fact_ids: list[int]) -> dict[int, Vectors]:
-    if memory.index is None:
+def _stored_vectors(store: Store, dense: DenseIndex, fact_ids: list[int]) -> dict[int, Vectors]:
+    index = dense.index
+    if index is None:
         return {}
-    index = memory.index
-    with memory.store.reading() as conn:
+    with store.reading() as conn:
         rows = conn.execute(
             "SELECT item_id, vector FROM embeddings WHERE kind = 'fact' AND model = ? "
             "AND item_id IN (SELECT value FROM json_each(?))",
@@ -113,9 +109,8 @@ def _stored_vectors(memory: LongTermMemory, fact_ids: list[int]) -> dict[int, Ve
     return {int(r[0]): from_blob(r[1], index.dim) for r in rows}
 
 
-def dedupe_facts(memory: LongTermMemory, user_id: str) -> int:
+def dedupe_facts(store: Store, dense: DenseIndex, user_id: str) -> int:
     """Supersede facts that repeat a newer fact of the same kind; returns how many."""
-    store = memory.store
     with store.reading() as conn:
         rows = conn.execute(
             """SELECT id, kind, text, stated_at FROM facts
@@ -125,7 +120,7 @@ def dedupe_facts(memory: LongTermMemory, user_id: str) -> int:
     if len(rows) < 2:
         return 0
     words = [" ".join(sorted(fts.words(r["text"]))) for r in rows]
-    vectors = _stored_vectors(memory, [int(r["id"]) for r in rows])
+    vectors = _stored_vectors(store, dense, [int(r["id"]) for r in rows])
     gone: dict[int, int] = {}
     for i, older in enumerate(rows):
         for j in range(i):

@@ -5,7 +5,9 @@ Tuesday" and renders it absolutely, so a fact stays true when read next month:
 ``on Tuesday 2026-12-01``. Covered: today, tonight, this morning, tomorrow (and
 the day after), weekdays (``on``/``this``/``next``), this/next week, weekend,
 month and year, ``in N days/weeks/months``, ``March 3rd``, ``3 March``,
-``the 3rd of March``, with or without a year, and ISO dates.
+``the 3rd of March``, with or without a year, and ISO dates; in the past:
+yesterday, last night, ``last`` week/weekend/month/year/weekday and ``N
+days/weeks/months/years ago`` ("I got divorced last year" -> ``in 2025``).
 
 Conventions: a bare or ``this`` weekday is its next occurrence after today (its
 last one before today when the sentence is in the past tense: "I went to the
@@ -64,6 +66,9 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
         ("month", r"\b(?:this|next)\s+month\b"),
         ("year", r"\bnext\s+year\b"),
         ("in_n", rf"\bin\s+(?P<n>{_NUM})\s+(?P<unit>day|week|month)s?\b"),
+        ("yesterday", rf"\byesterday\b{_PART}|\blast\s+(?P<night>night)\b"),
+        ("last", rf"\blast\s+(?P<what>week|weekend|month|year|{_WD})\b"),
+        ("ago", rf"\b(?P<n>{_NUM})\s+(?P<unit>day|week|month|year)s?\s+ago\b"),
     ]
 ]
 
@@ -156,7 +161,40 @@ def _resolve(kind: str, m: re.Match[str], today: date) -> tuple[str, date] | Non
             return f"in {calendar.month_name[day.month]} {day.year}", day
         day = today + timedelta(days=n * (7 if unit == "week" else 1))
         return on_day(day), day
+    if kind in ("yesterday", "last", "ago"):
+        return _past(kind, groups, today)
     raise AssertionError(kind)  # pragma: no cover - every kind is handled above
+
+
+def _past(kind: str, groups: dict[str, str | None], today: date) -> tuple[str, date]:
+    """Yesterday, last week/weekend/month/year/weekday, N units ago."""
+    if kind == "yesterday":
+        day = today - timedelta(days=1)
+        return on_day(day, "night" if groups.get("night") else groups.get("part")), day
+    if kind == "ago":
+        raw = (groups["n"] or "1").lower()
+        n, unit = int(raw) if raw.isdigit() else NUMBERS[raw], groups["unit"] or "day"
+        if unit.lower() == "year":
+            return f"in {today.year - n}", date(today.year - n, 1, 1)
+        if unit.lower() == "month":
+            day = _add_months(today, -n)
+            return f"in {calendar.month_name[day.month]} {day.year}", day
+        day = today - timedelta(days=n * (7 if unit.lower() == "week" else 1))
+        return on_day(day), day
+    what = (groups["what"] or "").lower()
+    if what == "year":
+        return f"in {today.year - 1}", date(today.year - 1, 1, 1)
+    if what == "month":
+        first = _add_months(today.replace(day=1), -1)
+        return f"in {calendar.month_name[first.month]} {first.year}", first
+    if what == "week":
+        monday = _monday(today) - timedelta(days=7)
+        return f"in the week of Monday {monday.isoformat()}", monday
+    if what == "weekend":
+        saturday = _monday(today) - timedelta(days=2)
+        return f"on the weekend of Saturday {saturday.isoformat()}", saturday
+    day = today - timedelta(days=(today.weekday() - WEEKDAYS.index(what) - 1) % 7 + 1)
+    return on_day(day), day
 
 
 def _past_tense(text: str) -> bool:

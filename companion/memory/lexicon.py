@@ -25,6 +25,7 @@ RELATION_PLURALS = word_set(
     """
     kids children sons daughters brothers sisters siblings cats dogs puppies kittens pets
     grandkids grandchildren nieces nephews cousins rabbits birds horses fish turtles
+    friends parents grandparents coworkers colleagues roommates neighbors neighbours
     """
 )
 
@@ -107,5 +108,88 @@ ADVERBS = word_set(
     """
     really truly absolutely totally honestly genuinely just also still actually kinda
     definitely seriously deeply simply so do especially particularly secretly
+    """
+)
+
+# -- statements (companion.memory.statements) ------------------------------------------
+
+#: Verbs that make a first-person clause talk about the talk, a guess or a wish:
+#: "I think so", "I agree", "I can't wait". No fact is kept from such a clause.
+CHAT_VERBS = word_set(
+    """
+    think thought guess know knew hope hoped bet agree understand mean meant wonder wondered
+    suppose believe imagine see hear heard say said ask asked tell told forget forgot
+    remember apologize promise doubt figure reckon wish admit assume wait
+    recommend suggest would could should talked chatted discussed spoke talk chat
+    """
+)
+
+#: Adjectives after "I'm" that tell a mood or a reaction to the talk, not a fact:
+#: "I'm glad to hear that", "I'm so tired today".
+CHAT_ADJECTIVES = word_set(
+    """
+    glad sorry sure happy afraid excited jealous envious impressed curious interested
+    thankful grateful honored pleased relieved amazed shocked surprised kidding joking
+    serious positive aware good fine great ok okay well alright doing tired sad mad angry
+    bored busy hungry thirsty sleepy scared nervous anxious worried stressed confused lost
+    done back home here there ready late early right wrong certain hopeful proud awake
+    not so just also still exhausted sick bad same annoyed frustrated overwhelmed
+    starving freezing cold hot full cool awesome amazing terrible horrible bummed upset
+    mess wreck joke fool idiot loser disaster kidding lucky blessed confident shy
+    embarrassed offended flattered touched speechless jealous desperate stuck sore
+    disappointed devastated heartbroken thrilled ecstatic delighted fascinated intrigued
+    puzzled surprised afraid terrified grateful guilty ashamed hopeless helpless useless
+    weird strange crazy insane silly funny boring boring nice lovely honest open
+        """
+)
+
+#: "-ing" verbs that tell a lasting activity after "I'm" ("I'm studying law"), where
+#: most ("I'm watching TV") tell what is happening right now.
+LASTING_ING = word_set(
+    """
+    working studying living learning training taking dating raising expecting volunteering
+    saving planning writing building renovating teaching running majoring attending
+    pursuing practicing practising recovering fostering homeschooling caring retiring
+    starting opening freelancing interning competing coaching managing owning renting
+    considering hoping homeschooling fundraising
+    """
+)
+
+#: Words that carry no content of their own, for counting what a statement says.
+FUNCTION_WORDS = word_set(
+    """
+    user user's their they them theirs themselves i i'm i’m im i've i’ve me my mine we us our
+    a an the and or but so if then than as of at by for from in into on onto to with
+    without about over under up down out off too very just also really still even only
+    am is are was were be been being do does did doing done having will would can could shall
+    should may might must not no nor don't doesn't didn't isn't wasn't aren't weren't
+    haven't hasn't can't won't there here all any some much more most lot lots bit little
+    kind sort thing things stuff one ones pretty quite rather always never often sometimes usually
+    actually probably definitely totally kinda lol haha yes yeah oh well get got gets
+    """
+)
+
+#: What "my X" may be, besides people and pets, for a short statement to count:
+#: "my job is stressful", "my life is boring".
+MY_THINGS = word_set(
+    """
+    job work career boss company business life house home apartment flat car family kids
+    children parents hobby hobbies passion health back knee knees leg legs arm heart
+    birthday dream goal goals garden degree major school college university class classes
+    team band church town city hometown neighborhood wedding marriage divorce diet doctor
+    """
+)
+
+#: Relations "he" may stand for; "she" for FEMALE; the rest of RELATIONS for either.
+MALE = word_set(
+    """
+    dad daddy papa father stepdad brother husband boyfriend fiance fiancé son grandpa
+    grandfather grandad granddad uncle nephew
+    """
+)
+FEMALE = word_set(
+    """
+    mom mum mommy mummy mama mother stepmom sister wife girlfriend fiancee fiancée daughter
+    grandma grandmother granny aunt auntie niece
     """
 )

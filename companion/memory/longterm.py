@@ -14,8 +14,9 @@ what the companion uses. Writing needs no language model:
   :meth:`consolidate` (see :mod:`.consolidate`).
 
 Recall fuses bm25 and dense rankings (:mod:`.recall`). Without an embedder
-(``embedder=None``, or sentence-transformers missing) it is bm25 alone.
-Forgetting cascades (:mod:`.forget`).
+(``embedder=None``, or sentence-transformers missing) it is bm25 alone; the
+embedder and its vectors are a :class:`~.dense.DenseIndex`. Forgetting cascades
+(:mod:`.forget`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from companion.errors import CompanionError, InputError
 from companion.memory import recall as hybrid
 from companion.memory.base import Extractor
 from companion.memory.codec import check_user_id
+from companion.memory.consolidate import consolidate
+from companion.memory.dense import DenseIndex
 from companion.memory.embed import Embedder, MiniLMEmbedder, default_embedder
 from companion.memory.facts import looks_like_instructions
 from companion.memory.forget import Removed, cascade_forget
@@ -62,34 +65,29 @@ class LongTermMemory:
     ) -> None:
         self.store = store
         self.facts = SQLiteMemory(store, extractor)
-        self.embedder: Embedder | None = (
-            default_embedder() if embedder == "default" else embedder
-        )
-        self.index = (
-            VectorIndex(store, self.embedder.name, self.embedder.dim) if self.embedder else None
-        )
+        self.dense = DenseIndex(store, default_embedder() if embedder == "default" else embedder)
         self.skip_recent_turns = skip_recent_turns
         self.budget_tokens = budget_tokens
         self.weights = weights or hybrid.Weights()
         if isinstance(self.embedder, MiniLMEmbedder):  # load the model off the critical path
             threading.Thread(target=self._warm_up, daemon=True).start()
 
+    @property
+    def embedder(self) -> Embedder | None:
+        """The sentence embedder (None: recall by keywords alone)."""
+        return self.dense.embedder
+
+    @embedder.setter
+    def embedder(self, embedder: Embedder | None) -> None:
+        self.dense.embedder = embedder
+
+    @property
+    def index(self) -> VectorIndex | None:
+        return self.dense.index
+
     def _warm_up(self) -> None:
         with contextlib.suppress(CompanionError):
-            self._embed(["warm up"])
-
-    def _embed(self, texts: list[str]) -> object | None:
-        if self.embedder is None:
-            return None
-        try:
-            return self.embedder.embed(texts)
-        except (CompanionError, OSError, RuntimeError) as exc:
-            import sys
-
-            print(f"companion: note: dense recall is off ({exc}); using keywords only",
-                  file=sys.stderr)
-            self.embedder, self.index = None, None
-            return None
+            self.dense.embed(["warm up"])
 
     # -- writing -------------------------------------------------------------
 
@@ -105,9 +103,7 @@ class LongTermMemory:
                 )
                 self._supersede(turn.user_id, item)
             keys: list[Key] = [("turn", turn.id)] + [("fact", i.id) for i in items]
-            vectors = self._embed([turn.content] + [i.text for i in items])
-            if vectors is not None and self.index is not None:
-                self.index.add(turn.user_id, keys, vectors)  # type: ignore[arg-type]
+            self.dense.add(turn.user_id, keys, [turn.content] + [i.text for i in items])
         return items
 
     def _supersede(self, user_id: str, item: MemoryItem) -> None:
@@ -156,11 +152,7 @@ class LongTermMemory:
         if depth <= 0:
             return []
         now = now or datetime.now(UTC).astimezone()
-        dense: list[tuple[Key, float]] = []
-        if self.index is not None and query.strip():
-            vectors = self._embed([query])
-            if vectors is not None and self.index is not None:
-                dense = self.index.search(user_id, vectors[0], depth)  # type: ignore[index]
+        dense = self.dense.search(user_id, query, depth)
         with self.store.reading() as conn:
             skip = None
             if self.skip_recent_turns:
@@ -218,8 +210,7 @@ class LongTermMemory:
             raise TypeError(f"forget takes an id or words, not {target!r}")
         with self.store.transaction() as conn:
             removed = cascade_forget(conn, user_id, target)
-        if self.index is not None:
-            self.index.drop(user_id)
+        self.dense.drop(user_id)
         return removed
 
     def pin(self, user_id: str, target: int | str, pinned: bool = True) -> MemoryItem | None:
@@ -253,21 +244,16 @@ class LongTermMemory:
                 "UPDATE facts SET text = ?, key = ?, importance = 1.0 WHERE user_id = ? AND id = ?",
                 (text, fact_key(text), user_id, fact_id),
             )
-            if cur.rowcount and self.index is not None:
-                vectors = self._embed([text])
-                if vectors is not None and self.index is not None:
-                    self.index.add(user_id, [("fact", fact_id)], vectors)  # type: ignore[arg-type]
-        if self.index is not None:
-            self.index.drop(user_id)
+            if cur.rowcount:
+                self.dense.add(user_id, [("fact", fact_id)], [text])
+        self.dense.drop(user_id)
         return next((i for i in self.items(user_id) if i.kind != "summary" and i.id == fact_id),
                     None)
 
     def consolidate(self, user_id: str, *, keep_session: int | None = None) -> list[MemoryItem]:
         """Summarize every finished session not yet summarized (each in its own
         transaction) and deduplicate facts; returns the new summaries."""
-        from companion.memory.consolidate import consolidate
-
-        return consolidate(self, user_id, keep_session=keep_session)
+        return consolidate(self.store, self.dense, user_id, keep_session=keep_session)
 
     def import_data(self, user_id: str, data: object) -> dict[str, int]:
         """Restore an export (see :mod:`.transfer`) under ``user_id``: all of it or,
@@ -298,10 +284,9 @@ class LongTermMemory:
             ).fetchall()
         for i in range(0, len(rows), 256):
             chunk = rows[i : i + 256]
-            vectors = self._embed([r["text"] for r in chunk])
-            if vectors is None or self.index is None:
+            if not self.dense.add(user_id, [(r["kind"], r["id"]) for r in chunk],
+                                  [r["text"] for r in chunk]):
                 return i
-            self.index.add(user_id, [(r["kind"], r["id"]) for r in chunk], vectors)  # type: ignore[arg-type]
         return len(rows)
 
     def sources(self, user_id: str, item: MemoryItem) -> list[Turn]:

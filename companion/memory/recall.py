@@ -71,12 +71,15 @@ Ranked = list[tuple[int, float]]  # (item id, score), best first
 
 
 def _bm25(conn: sqlite3.Connection, q: Query) -> dict[str, Ranked]:
+    # CROSS JOIN keeps the FTS5 index as the outer loop: newer SQLite planners
+    # (3.53, as in sqlcipher3) otherwise run the MATCH once per turn of the user.
     match = fts.any_of(q.text)
     if match is None:
         return {}
     marks = ",".join("?" * len(q.roles))
     turns = conn.execute(
-        f"""SELECT t.id, -bm25(turns_fts) FROM turns_fts JOIN turns AS t ON t.id = turns_fts.rowid
+        f"""SELECT t.id, -bm25(turns_fts)
+            FROM turns_fts CROSS JOIN turns AS t ON t.id = turns_fts.rowid
             WHERE turns_fts MATCH ? AND t.user_id = ? AND t.role IN ({marks})
               AND t.id < ?
             ORDER BY bm25(turns_fts) LIMIT ?""",
@@ -84,14 +87,14 @@ def _bm25(conn: sqlite3.Connection, q: Query) -> dict[str, Ranked]:
     ).fetchall()
     facts = conn.execute(
         """SELECT f.id, -bm25(facts_fts, 1.0, 0.4)
-           FROM facts_fts JOIN facts AS f ON f.id = facts_fts.rowid
+           FROM facts_fts CROSS JOIN facts AS f ON f.id = facts_fts.rowid
            WHERE facts_fts MATCH ? AND f.user_id = ? AND f.superseded_at IS NULL
            ORDER BY bm25(facts_fts, 1.0, 0.4) LIMIT ?""",
         (match, q.user_id, q.depth),
     ).fetchall()
     summaries = conn.execute(
         """SELECT s.id, -bm25(summaries_fts)
-           FROM summaries_fts JOIN summaries AS s ON s.id = summaries_fts.rowid
+           FROM summaries_fts CROSS JOIN summaries AS s ON s.id = summaries_fts.rowid
            WHERE summaries_fts MATCH ? AND s.user_id = ?
            ORDER BY bm25(summaries_fts) LIMIT ?""",
         (match, q.user_id, q.depth),
@@ -245,10 +248,6 @@ def boost(
     if q.period is not None and item.created_at in q.period:
         score *= weights.in_period
     return score
-
-
-def dedupe_key(item: MemoryItem) -> str:
-    return fts.words(item.text).__str__() if item.kind != "episode" else f"t{item.id}"
 
 
 def prefer_facts(items: Sequence[MemoryItem]) -> list[MemoryItem]:

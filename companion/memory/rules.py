@@ -22,8 +22,10 @@ from companion.memory.lexicon import (
     RELATION_MODIFIERS,
     RELATION_PLURALS,
     RELATIONS,
+    VAGUE_OBJECTS,
     word_set,
 )
+from companion.memory.statements import statement, stems
 
 Rule = Callable[[str, date], list[Fact]]
 
@@ -234,12 +236,28 @@ _FAVORITE = _re(r"\bmy\s+(?:all[- ]time\s+)?(?P<fav>favou?rite)\s+(?P<x>[\w-]+(?
                 r"(?P<be>is|are|was|has\s+to\s+be|would\s+be)\s+(?P<obj>[^!?;]+)")
 
 
+_IS_MY_FAVORITE = _re(
+    r"^(?P<obj>(?!(?:it|this|that|these|those|they|he|she|you|which|what|who|there)\b)"
+    r"[\w'’-]+(?:\s+[\w'’-]+){0,5}?)\s+(?:is|are|was|were|has\s+(?:always\s+)?been|have\s+"
+    r"(?:always\s+)?been)\s+(?:definitely\s+|probably\s+|really\s+|always\s+)?"
+    r"(?:my\s+(?P<what>(?:(?:all[- ]time|absolute|biggest|greatest|true|first)\s+)?"
+    r"(?:favou?rite(?:\s+(?!because|since|cause|but|and|so)[\w-]+){0,2}|passion|hobby|hobbies|"
+    r"obsession|weakness|guilty\s+pleasure|love|life|thing|go-to|specialty))|"
+    r"(?P<what2>an?\s+(?:hobby|passion|favou?rite)\s+of\s+mine))\b"
+)
+
+
+_ABOUT_THE_TALK = _re(rf"\b(?:you|your|yours|yourself)\b|\s(?:{'|'.join(sorted(VAGUE_OBJECTS))})$")
+
+
 def _liking(clause: str, rules: list[tuple[re.Pattern[str], str]], kind: FactKind) -> list[Fact]:
     for pattern, verb in rules:
         m = pattern.search(clause)
         if m is None:
             continue
         obj = clean_object(m.group("obj"))
+        if obj and _ABOUT_THE_TALK.search(obj):  # "I love your idea", "I love to hear that"
+            return []
         if obj:
             words = {k: " ".join(v.lower().split()) for k, v in m.groupdict().items() if v}
             adverbs = [w for w in words.get("adv", "").split() if w != "do"]  # "I do like"
@@ -255,13 +273,22 @@ def dislike(clause: str, today: date) -> list[Fact]:
 
 
 def like(clause: str, today: date) -> list[Fact]:
-    """"I love X", "I'm into X", "I'm a big fan of X", "my favorite X is Y"."""
+    """"I love X", "I'm into X", "I'm a big fan of X", "my favorite X is Y", "Y is my
+    passion"."""
     if m := _FAVORITE.search(clause):
         obj = clean_object(m.group("obj"))
         if obj:
             be = " ".join(m.group("be").lower().split())
             return [Fact("like", f"User's {m.group('fav').lower()} {m.group('x').lower()} "
                                  f"{be} {obj}.")]
+    if m := _IS_MY_FAVORITE.match(clause):
+        obj = clean_object(m.group("obj"))
+        what = m.group("what") or re.sub(r"^an?\s+|\s+of\s+mine$", "", m.group("what2"))
+        if obj:
+            first, *rest = obj.split()
+            if first.endswith("ing") or (rest and rest[0].islower()):  # "Knitting", "Summer days"
+                obj = " ".join([first[0].lower() + first[1:], *rest])
+            return [Fact("like", f"User's {' '.join(what.lower().split())} is {obj}.")]
     return _liking(clause, _LIKES, "like")
 
 
@@ -269,7 +296,7 @@ def like(clause: str, today: date) -> list[Fact]:
 
 _FACTS = [
     (_re(rf"{_IM}\s+(?P<x>{'|'.join(sorted(DEMONYMS))})\b"), "User is {x}."),
-    (_re(rf"{_IM}\s+(?P<x>\d{{1,3}})(?:\s+years?\s+old|\s*$)"), "User is {x} years old."),
+    (_re(rf"{_IM}\s+(?P<x>\d{{1,3}})(?:\s+years?\s+old|\s*(?:[,;]|$))"), "User is {x} years old."),
     (_re(rf"{_IM}\s+(?P<x>allergic\s+to\s+[^!?;]+)"), "User is {x}."),
     (_re(rf"{_IM}\s+(?:(?:a|an)\s+)?(?P<x>vegetarian|vegan|pescatarian|married|single|"
          r"divorced|engaged|widowed|pregnant)\b"), "User is {x}."),
@@ -300,3 +327,21 @@ def other(clause: str, today: date) -> list[Fact]:
 
 #: The clause rules, in order; the first that finds something wins.
 CLAUSE_RULES: tuple[Rule, ...] = (plan, name, work, place, dislike, like, other)
+
+
+def clause_facts(clause: str, today: date) -> list[Fact]:
+    """The facts of one clause: the first of :data:`CLAUSE_RULES` that finds something,
+    and the clause as a statement in the user's own words (see
+    :mod:`companion.memory.statements`) when it says two things more: "I'm married and
+    got two kids" -> "User is married." and "User is married and got two kids."."""
+    found: list[Fact] = []
+    for rule in CLAUSE_RULES:
+        if found := list(rule(clause, today)):
+            break
+    said = statement(clause, today)
+    known = {w for fact in found for w in stems(fact.text)}
+    for fact in said:
+        more = stems(fact.text) - known  # two words more, or a date or a number
+        if not found or len(more) >= 2 or any(w[0].isdigit() for w in more):
+            found.append(fact)
+    return found

@@ -29,7 +29,7 @@ from types import TracebackType
 from typing import Any
 
 from companion.errors import StoreError
-from companion.memory import export, migrations
+from companion.memory import crypto, export, migrations
 from companion.memory.codec import (
     check_role,
     check_user_id,
@@ -38,7 +38,7 @@ from companion.memory.codec import (
     row_to_turn,
     to_text,
 )
-from companion.memory.translate import corrupt_error, sqlite_errors, translate
+from companion.memory.translate import corrupt_error, db_errors, sqlite_errors, translate
 from companion.types import Role, SessionInfo, Turn
 
 
@@ -56,9 +56,8 @@ def _create_file(path: Path) -> None:
 
 def _connect(path: Path, timeout: float) -> sqlite3.Connection:
     """Open, verify and migrate; reads only until the file is known to be ours and sound."""
-    conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
+    conn = crypto.connect(path, timeout)  # through SQLCipher, with its key, if encrypted
     try:
-        conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {max(0, int(timeout * 1000))}")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA secure_delete = ON")  # deleted text is zeroed, not left behind
@@ -152,7 +151,7 @@ class Store:
             except BaseException as exc:
                 self._depth -= 1
                 self._undo(conn, outer, savepoint)
-                if isinstance(exc, sqlite3.Error):
+                if isinstance(exc, db_errors()):
                     mapped = translate(exc, self.path)
                     if mapped is not None:
                         raise mapped from exc
@@ -161,7 +160,7 @@ class Store:
             with sqlite_errors(self.path):
                 try:
                     conn.execute("COMMIT" if outer else f"RELEASE {savepoint}")
-                except sqlite3.Error:
+                except db_errors():
                     self._undo(conn, outer, savepoint)
                     raise
 

@@ -3,7 +3,8 @@
 The file is the JSON that ``companion memory export`` writes (see
 :mod:`.export`). It is refused with a clear :class:`InputError`, and nothing is
 written, when it is not that format, comes from a newer schema (a migration
-this version does not know), or has a malformed record. A valid file is
+this version does not know), has a malformed record (a wrong type, an id out
+of range, text that is not valid Unicode) or nests deeper than any export. A valid file is
 written in one transaction under the chosen user, with new ids (old ids are
 mapped); facts the user already has are kept once. Vectors are recomputed by
 :meth:`LongTermMemory.reindex`.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 from companion.errors import InputError
@@ -21,6 +23,66 @@ from companion.memory.export import EXPORT_FORMAT
 from companion.memory.migrations import MIGRATIONS
 from companion.memory.sqlite_memory import KIND_KEYWORDS, fact_key
 
+#: The largest id SQLite stores; larger ones in a file are refused, not overflowed.
+_MAX_ID = 2**63 - 1
+#: Export files are a few levels deep; anything deeper is not one of ours.
+MAX_DEPTH = 32
+
+
+def read_export(path: Path) -> Any:
+    """The parsed JSON of an export file; :class:`InputError` when it cannot be read."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise InputError(f"cannot read {path}: {reason}") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"cannot read {path}: not JSON ({exc})") from exc
+    except RecursionError as exc:
+        raise InputError(f"cannot read {path}: the JSON is nested too deeply") from exc
+    if _depth(data) > MAX_DEPTH:
+        raise InputError(f"cannot read {path}: the JSON is nested too deeply "
+                         f"(more than {MAX_DEPTH} levels)")
+    return data
+
+
+def _depth(value: Any) -> int:
+    """How deeply ``value`` nests (iteratively, so a deep value cannot overflow the stack)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        if deepest > MAX_DEPTH:
+            break
+        if isinstance(node, dict):
+            stack.extend((v, level + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, level + 1) for v in node)
+    return deepest
+
+
+def _encodable(value: Any, where: str) -> None:
+    """Every string in ``value`` can be stored (no lone surrogate, no NUL)."""
+    stack: list[Any] = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            if "\x00" in node:
+                raise InputError(f"import file: {where} holds a NUL character")
+            try:
+                node.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise InputError(f"import file: {where} holds text that is not valid "
+                                 "Unicode (a lone surrogate)") from exc
+        elif isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+
 
 def _need(record: Any, key: str, kinds: type | tuple[type, ...], where: str) -> Any:
     if not isinstance(record, dict) or key not in record:
@@ -28,7 +90,27 @@ def _need(record: Any, key: str, kinds: type | tuple[type, ...], where: str) -> 
     value = record[key]
     if not isinstance(value, kinds) or isinstance(value, bool) and kinds is int:
         raise InputError(f"import file: {where}.{key} has the wrong type")
+    if isinstance(value, int) and not -_MAX_ID <= value <= _MAX_ID:
+        raise InputError(f"import file: {where}.{key} is out of range")
     return value
+
+
+def _ids(record: dict[str, Any], key: str, where: str) -> None:
+    """``record[key]``, when present, is a list of ids (integers)."""
+    value = record.get(key)
+    if value is None:
+        return
+    if not isinstance(value, list) or not all(
+        isinstance(i, int) and not isinstance(i, bool) and -_MAX_ID <= i <= _MAX_ID
+        for i in value
+    ):
+        raise InputError(f"import file: {where}.{key} must be a list of ids (integers)")
+
+
+def _optional(record: dict[str, Any], key: str, kinds: type | tuple[type, ...],
+              where: str) -> None:
+    if record.get(key) is not None:
+        _need(record, key, kinds, where)
 
 
 def _time(record: Any, key: str, where: str, optional: bool = False) -> str | None:
@@ -53,7 +135,10 @@ def check_export(data: Any) -> None:
     if fmt != EXPORT_FORMAT:
         raise InputError(f"import file: format {fmt!r} is not supported (this version reads "
                          f"{EXPORT_FORMAT!r}); upgrade companion")
+    _encodable(data, "a text")
     names = _need(data, "migrations", list, "file")
+    if not all(isinstance(n, str) for n in names):
+        raise InputError("import file: 'migrations' must be a list of names")
     known = {name for name, _ in MIGRATIONS}
     unknown = [n for n in names if n not in known]
     if unknown:
@@ -79,15 +164,33 @@ def check_export(data: Any) -> None:
         if not _need(f, "text", str, where).strip():
             raise InputError(f"import file: {where}.text is empty")
         _time(f, "stated_at", where)
-    for i, s in enumerate(data.get("summaries", [])):
+        _time(f, "first_stated_at", where, optional=True)
+        _time(f, "superseded_at", where, optional=True)
+        _ids(f, "turn_ids", where)
+        _optional(f, "source_turn_id", int, where)
+        importance = f.get("importance")
+        if importance is not None and (
+            not isinstance(importance, int | float) or isinstance(importance, bool)
+            or not 0.0 <= importance <= 1.0
+        ):
+            raise InputError(f"import file: {where}.importance must be a number from 0 to 1")
+    summaries = data.get("summaries", [])
+    if not isinstance(summaries, list):
+        raise InputError("import file: 'summaries' must be a list")
+    for i, s in enumerate(summaries):
         where = f"summaries[{i}]"
         if _need(s, "session_id", int, where) not in sessions:
             raise InputError(f"import file: {where} refers to an unknown session")
         _need(s, "text", str, where)
         _need(s, "turn_ids", list, where)
+        _ids(s, "turn_ids", where)
         _time(s, "created_at", where)
-    if not isinstance(data.get("states", {}), dict):
+    states = data.get("states", {})
+    if not isinstance(states, dict):
         raise InputError("import file: 'states' must be an object")
+    for persona, st in states.items():
+        if isinstance(st, dict) and isinstance(st.get("state"), dict):
+            _time(st, "updated_at", f"states[{persona!r}]", optional=True)
 
 
 def import_user(conn: sqlite3.Connection, data: Any, user_id: str) -> dict[str, int]:
@@ -122,7 +225,7 @@ def import_user(conn: sqlite3.Connection, data: Any, user_id: str) -> dict[str, 
             (user_id, f["kind"], f["text"], fact_key(f["text"]), KIND_KEYWORDS.get(f["kind"], ""),
              sources[0] if sources else None, f.get("first_stated_at") or f["stated_at"],
              f["stated_at"], f.get("superseded_at"), int(bool(f.get("pinned"))),
-             float(f.get("importance", 0.5))),
+             float(f["importance"] if f.get("importance") is not None else 0.5)),
         )
         if cur.rowcount:
             facts += 1

@@ -4,11 +4,14 @@ Locked or busy past the timeout becomes :class:`StoreLockedError`; a file that
 is not a database or is damaged becomes :class:`StoreCorruptError`; other
 operational failures (disk full, read-only, cannot open) become
 :class:`StoreError`. Integrity and programming errors are bugs and pass through.
+An encrypted store's connection (``sqlcipher3``, see :mod:`.crypto`) raises its
+own twins of the ``sqlite3`` errors; :func:`db_errors` covers both.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,7 +38,14 @@ def corrupt_error(path: Path, detail: str) -> StoreCorruptError:
     )
 
 
-def translate(exc: sqlite3.Error, path: Path) -> StoreError | None:
+def db_errors(name: str = "Error") -> tuple[type[Exception], ...]:
+    """``sqlite3``'s error class ``name``, and ``sqlcipher3``'s once it is loaded."""
+    cipher = sys.modules.get("sqlcipher3.dbapi2")
+    own: type[Exception] = getattr(sqlite3, name)
+    return (own,) if cipher is None else (own, getattr(cipher, name))
+
+
+def translate(exc: Exception, path: Path) -> StoreError | None:
     """The store error ``exc`` stands for, or None when it is a bug to let through."""
     code = getattr(exc, "sqlite_errorcode", None)
     primary = code & 0xFF if isinstance(code, int) else None
@@ -44,7 +54,7 @@ def translate(exc: sqlite3.Error, path: Path) -> StoreError | None:
         return locked_error(path)
     if primary in (_CORRUPT, _NOTADB) or any(w in text for w in _CORRUPT_WORDS):
         return corrupt_error(path, str(exc))
-    if isinstance(exc, sqlite3.OperationalError):
+    if isinstance(exc, db_errors("OperationalError")):
         return StoreError(f"{path}: {exc}")
     return None
 
@@ -54,7 +64,7 @@ def sqlite_errors(path: Path) -> Iterator[None]:
     """Re-raise the ``sqlite3`` errors of the block as store errors (``raise ... from``)."""
     try:
         yield
-    except sqlite3.Error as exc:
+    except db_errors() as exc:
         mapped = translate(exc, path)
         if mapped is None:
             raise

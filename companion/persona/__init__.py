@@ -26,7 +26,7 @@ from companion.persona.loader import (
     load_persona_file,
     parse_persona_toml,
 )
-from companion.persona.model import Persona, Voice
+from companion.persona.model import Persona, SpeechStyle
 from companion.persona.render import (
     DEFAULT_USER_NAME,
     examples,
@@ -51,7 +51,7 @@ __all__ = [
     "DEFAULT_USER_NAME",
     "MOOD_HALF_LIFE",
     "Persona",
-    "Voice",
+    "SpeechStyle",
     "appraise",
     "begin_session",
     "card_to_png",

@@ -5,10 +5,12 @@
 - V1 "flat" JSON cards: the fields at the top level; the older TavernAI/Pygmalion
   names (``char_name``, ``char_persona``, ...) are accepted too.
 - PNG cards: the JSON, base64-encoded, in a ``tEXt`` (or ``zTXt``/``iTXt``) chunk
-  with keyword ``ccv3`` or ``chara``, as SillyTavern writes them. Read with the
-  standard library (no image library needed).
+  with keyword ``ccv3`` or ``chara``, as SillyTavern writes them. Read and written
+  with the standard library (no image library needed). Compressed chunks are
+  inflated with a cap (:data:`MAX_CARD_TEXT`), so a small "zip bomb" card cannot
+  take the machine's memory.
 
-The companion's own fields (mood baseline, voice) travel in
+The companion's own tables (mood baseline, voice, sampling) travel in
 ``data.extensions.companion``; other extensions and lorebooks are not kept.
 """
 
@@ -25,7 +27,13 @@ from typing import Any
 
 from companion.errors import PersonaError
 from companion.persona.model import Persona
-from companion.persona.schema import persona_from_mapping, persona_to_mapping, type_name
+from companion.persona.schema import (
+    CARD_FIELDS,
+    TABLE_FIELDS,
+    persona_from_mapping,
+    persona_to_mapping,
+    type_name,
+)
 
 SPEC_V2 = "chara_card_v2"
 SPEC_V3 = "chara_card_v3"
@@ -34,6 +42,10 @@ EXTENSION_KEY = "companion"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Keywords of the text chunks that hold a card, preferred first.
 PNG_KEYWORDS = ("ccv3", "chara")
+#: Largest card text a compressed PNG chunk may inflate to (bytes).
+MAX_CARD_TEXT = 4 * 1024 * 1024
+#: Largest card file read (bytes): a card is text and maybe a portrait.
+MAX_CARD_FILE = 64 * 1024 * 1024
 
 _V1_ALIASES = {
     "char_name": "name",
@@ -42,27 +54,16 @@ _V1_ALIASES = {
     "char_greeting": "first_mes",
     "example_dialogue": "mes_example",
 }
-_CARD_FIELDS = (
-    "name",
-    "description",
-    "personality",
-    "scenario",
-    "first_mes",
-    "mes_example",
-    "creator_notes",
-    "system_prompt",
-    "post_history_instructions",
-    "alternate_greetings",
-    "tags",
-    "creator",
-    "character_version",
-)
 
 
 def import_card(path: Path) -> Persona:
     """Read a character card from a ``.json`` or ``.png`` file."""
     path = Path(path)
     try:
+        if path.stat().st_size > MAX_CARD_FILE:
+            raise PersonaError(
+                f"card file is too large (over {MAX_CARD_FILE // (1024 * 1024)} MB)", path=path
+            )
         raw = path.read_bytes()
     except FileNotFoundError as exc:
         raise PersonaError("card file not found", path=path) from exc
@@ -99,12 +100,9 @@ def persona_from_card(card: object, *, path: Path | str | None = None) -> Person
     else:  # V1: fields at the top level, maybe under their TavernAI names
         data = {**{_V1_ALIASES[k]: v for k, v in card.items() if k in _V1_ALIASES}, **card}
         prefix = ""
-    fields: dict[str, Any] = {key: data[key] for key in _CARD_FIELDS if key in data}
+    fields: dict[str, Any] = {key: data[key] for key in CARD_FIELDS if key in data}
     extras = _companion_extension(data, path)
-    if "baseline" in extras:
-        fields["baseline"] = extras["baseline"]
-    if "voice" in extras:
-        fields["voice"] = extras["voice"]
+    fields.update({table: extras[table] for table in TABLE_FIELDS if table in extras})
     return persona_from_mapping(
         fields,
         path=path,
@@ -116,7 +114,7 @@ def persona_from_card(card: object, *, path: Path | str | None = None) -> Person
 
 def _card_field_name(field: str, prefix: str) -> str:
     """Where a field lives in a card: ``baseline.valence`` -> ``data.extensions.companion...``."""
-    if field.split(".")[0] in ("baseline", "voice"):
+    if field.split(".")[0] in TABLE_FIELDS:
         return f"{prefix}extensions.{EXTENSION_KEY}.{field}"
     return prefix + field
 
@@ -124,9 +122,9 @@ def _card_field_name(field: str, prefix: str) -> str:
 def export_card(persona: Persona) -> dict[str, Any]:
     """The persona as a Character Card V2 (JSON-ready), extras under ``extensions.companion``."""
     fields = persona_to_mapping(persona)
-    data: dict[str, Any] = {key: fields[key] for key in _CARD_FIELDS}
+    data: dict[str, Any] = {key: fields[key] for key in CARD_FIELDS}
     data["extensions"] = {
-        EXTENSION_KEY: {"baseline": fields["baseline"], "voice": fields["voice"]},
+        EXTENSION_KEY: {table: fields[table] for table in TABLE_FIELDS if table in fields},
     }
     return {"spec": SPEC_V2, "spec_version": "2.0", "data": data}
 
@@ -230,14 +228,28 @@ def _text_chunk_value(kind: bytes, rest: bytes, name: str, path: Path | str | No
         if kind == b"tEXt":
             return rest
         if kind == b"zTXt":
-            return zlib.decompress(rest[1:])
+            return _inflate(rest[1:], name, path)
         # iTXt: compression flag, method, language tag\0, translated keyword\0, text
         flag = rest[:1]
         _lang, _, rest = rest[2:].partition(b"\0")
         _translated, _, text = rest.partition(b"\0")
-        return zlib.decompress(text) if flag == b"\x01" else text
+        return _inflate(text, name, path) if flag == b"\x01" else text
     except zlib.error as exc:
         raise PersonaError(f"PNG chunk {name!r} is not valid compressed data", path=path) from exc
+
+
+def _inflate(data: bytes, name: str, path: Path | str | None) -> bytes:
+    """Inflate a chunk's zlib stream, never producing more than :data:`MAX_CARD_TEXT`."""
+    inflater = zlib.decompressobj()
+    out = inflater.decompress(data, MAX_CARD_TEXT + 1)
+    if len(out) > MAX_CARD_TEXT or inflater.unconsumed_tail:
+        raise PersonaError(
+            f"PNG chunk {name!r} inflates to more than {MAX_CARD_TEXT // (1024 * 1024)} MB",
+            path=path,
+        )
+    if not inflater.eof:
+        raise PersonaError(f"PNG chunk {name!r} is not valid compressed data", path=path)
+    return out
 
 
 def _chunk(kind: bytes, body: bytes) -> bytes:

@@ -7,17 +7,22 @@ project's extensions (stored under ``extensions.companion`` in a card).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from companion.types import Mood
 
 
 @dataclass(frozen=True, slots=True)
-class Voice:
-    """How the persona sounds when spoken (TTS): engine voice id, words/min, 0..1."""
+class SpeechStyle:
+    """How to say it: the engine's voice id ("" = its default), words per minute, volume 0..1.
+
+    A persona's ``voice`` is one; :func:`companion.voice.style.speech_style` turns
+    it into the style of the moment (paced by the mood) that a TTS engine takes.
+    """
 
     voice: str = ""
-    rate: int = 175
+    rate: float = 175.0
     volume: float = 0.9
 
 
@@ -40,4 +45,8 @@ class Persona:
     creator_notes: str = ""
     # companion extensions
     baseline: Mood = field(default_factory=Mood)
-    voice: Voice = field(default_factory=Voice)
+    voice: SpeechStyle = field(default_factory=SpeechStyle)
+    #: Sampling settings of this persona (``[sampling]``: temperature, top_p,
+    #: min_p, repetition_penalty, dry_multiplier, echo_penalty, max_sentences,
+    #: ...); a user's own config beats them (see :mod:`companion.turnparams`).
+    sampling: Mapping[str, float] = field(default_factory=dict)

@@ -14,30 +14,35 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from companion.config import SAMPLING_KEYS, sampling_range
 from companion.errors import PersonaError
-from companion.persona.model import Persona, Voice
+from companion.persona.model import Persona, SpeechStyle
 from companion.types import Mood
 
-# The Character Card V2 text fields, in the order a card lists them.
-TEXT_FIELDS: tuple[str, ...] = (
+#: The Character Card V2 ``data`` fields a persona keeps, in the order the spec lists them.
+CARD_FIELDS: tuple[str, ...] = (
     "name",
     "description",
     "personality",
     "scenario",
     "first_mes",
     "mes_example",
+    "creator_notes",
     "system_prompt",
     "post_history_instructions",
-    "creator_notes",
+    "alternate_greetings",
+    "tags",
     "creator",
     "character_version",
 )
 LIST_FIELDS: tuple[str, ...] = ("alternate_greetings", "tags")
+TEXT_FIELDS: tuple[str, ...] = tuple(f for f in CARD_FIELDS if f not in LIST_FIELDS)
 TABLE_FIELDS: dict[str, tuple[str, ...]] = {
     "baseline": ("valence", "arousal"),
     "voice": ("voice", "rate", "volume"),
+    "sampling": SAMPLING_KEYS,
 }
-KNOWN_FIELDS: frozenset[str] = frozenset(TEXT_FIELDS + LIST_FIELDS + tuple(TABLE_FIELDS))
+KNOWN_FIELDS: frozenset[str] = frozenset(CARD_FIELDS + tuple(TABLE_FIELDS))
 
 # Speech rate bounds (words per minute) that any TTS engine can honour.
 MIN_RATE, MAX_RATE = 40, 600
@@ -94,7 +99,16 @@ class _Checker:
             return ""
         if not isinstance(value, str):
             raise self.fail(prefix + key, f"must be a string, got {self._name(value)}")
+        self.unicode(value, prefix + key)
         return value
+
+    def unicode(self, value: str, field: str) -> None:
+        """Refuse a lone surrogate (from a JSON ``\\ud800`` escape): no file can hold it."""
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise self.fail(field, f"is not valid Unicode (a lone surrogate at {exc.start})") \
+                from exc
 
     def strings(self, data: Mapping[str, object], key: str) -> tuple[str, ...]:
         value = data.get(key)
@@ -107,6 +121,7 @@ class _Checker:
                 raise self.fail(
                     key, f"must be a list of strings, but item {i} is {self._name(item)}"
                 )
+            self.unicode(item, key)
         return tuple(value)
 
     def number(
@@ -126,20 +141,6 @@ class _Checker:
         if not (math.isfinite(value) and lo <= value <= hi):
             raise self.fail(prefix + key, f"must be between {lo:g} and {hi:g}, got {value!r}")
         return float(value)
-
-    def integer(
-        self, data: Mapping[str, object], key: str, prefix: str, lo: int, hi: int, default: int
-    ) -> int:
-        value = data.get(key)
-        if value is None:
-            return default
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)  # JSON writers sometimes emit 175.0
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(prefix + key, f"must be a whole number, got {self._name(value)}")
-        if not lo <= value <= hi:
-            raise self.fail(prefix + key, f"must be between {lo} and {hi}, got {value}")
-        return value
 
     def table_of(self, data: Mapping[str, object], key: str, prefix: str = "") -> Mapping[str, Any]:
         value = data.get(key)
@@ -194,15 +195,23 @@ def persona_from_mapping(
     if strict:
         check.no_unknown(baseline, frozenset(TABLE_FIELDS["baseline"]), "baseline.")
         check.no_unknown(voice, frozenset(TABLE_FIELDS["voice"]), "voice.")
+    tuning = check.table_of(data, "sampling")
+    if strict:
+        check.no_unknown(tuning, frozenset(TABLE_FIELDS["sampling"]), "sampling.")
+    sampling = {
+        key: check.number(tuning, key, "sampling.", *sampling_range(key), 0.0)
+        for key in SAMPLING_KEYS
+        if key in tuning
+    }
     bp, vp = "baseline.", "voice."
     mood = Mood(
         valence=check.number(baseline, "valence", bp, -1.0, 1.0, 0.0),
         arousal=check.number(baseline, "arousal", bp, -1.0, 1.0, 0.0),
     )
-    default_voice = Voice()
-    sound = Voice(
+    default_voice = SpeechStyle()
+    sound = SpeechStyle(
         voice=check.text(voice, "voice", vp),
-        rate=check.integer(voice, "rate", vp, MIN_RATE, MAX_RATE, default_voice.rate),
+        rate=check.number(voice, "rate", vp, MIN_RATE, MAX_RATE, default_voice.rate),
         volume=check.number(voice, "volume", vp, 0.0, 1.0, default_voice.volume),
     )
     return Persona(
@@ -211,22 +220,31 @@ def persona_from_mapping(
         tags=check.strings(data, "tags"),
         baseline=mood,
         voice=sound,
+        sampling=sampling,
         **texts,
     )
 
 
 def persona_to_mapping(persona: Persona) -> dict[str, Any]:
     """The TOML layout of a persona (plain, JSON-safe data), fields in card order."""
-    out: dict[str, Any] = {key: getattr(persona, key) for key in TEXT_FIELDS}
-    out["alternate_greetings"] = list(persona.alternate_greetings)
-    out["tags"] = list(persona.tags)
+    out: dict[str, Any] = {}
+    for key in CARD_FIELDS:
+        value = getattr(persona, key)
+        out[key] = list(value) if key in LIST_FIELDS else value
     out["baseline"] = {
         "valence": persona.baseline.valence,
         "arousal": persona.baseline.arousal,
     }
     out["voice"] = {
         "voice": persona.voice.voice,
-        "rate": persona.voice.rate,
+        "rate": _whole(persona.voice.rate),
         "volume": persona.voice.volume,
     }
+    if persona.sampling:
+        out["sampling"] = {k: _whole(v) for k, v in persona.sampling.items()}
     return out
+
+
+def _whole(value: float) -> float:
+    """``175.0`` as ``175``: a rate is usually a whole number of words a minute."""
+    return int(value) if float(value).is_integer() else value

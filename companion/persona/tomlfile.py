@@ -32,13 +32,20 @@ _BASIC_ESCAPES = {
 }
 
 
+# Characters written as \\uXXXX escapes: the controls a basic string may not hold
+# (C0, DEL), and those it may but a terminal acts on or hides when the file is
+# printed (C1 controls, 8-bit CSI included; bidirectional overrides and isolates).
+_ESCAPED = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
 def _basic(text: str) -> str:
-    """A TOML basic string: every character a basic string may not hold is escaped."""
+    """A TOML basic string: every character it may not hold, or that is unsafe to print,
+    is escaped."""
     out = []
     for ch in text:
         if ch in _BASIC_ESCAPES:
             out.append(_BASIC_ESCAPES[ch])
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+        elif _ESCAPED.match(ch):
             out.append(f"\\u{ord(ch):04x}")
         else:
             out.append(ch)
@@ -46,10 +53,10 @@ def _basic(text: str) -> str:
 
 
 def _literal_ok(text: str) -> bool:
-    """Whether a multi-line literal string reproduces ``text`` exactly."""
+    """Whether a multi-line literal string reproduces ``text`` exactly (and prints safely)."""
     if "'''" in text or "\r" in text:
         return False
-    return not any((ord(ch) < 0x20 and ch not in "\n\t") or ord(ch) == 0x7F for ch in text)
+    return not any(_ESCAPED.match(ch) and ch not in "\n\t" for ch in text)
 
 
 def _string(text: str) -> str:
@@ -65,6 +72,10 @@ def _string(text: str) -> str:
 def _float(value: float) -> str:
     text = repr(float(value))
     return text if any(c in text for c in ".en") else text + ".0"
+
+
+def _number(value: float) -> str:
+    return repr(value) if isinstance(value, int) else _float(value)
 
 
 def persona_to_toml(persona: Persona) -> str:
@@ -99,10 +110,14 @@ def persona_to_toml(persona: Persona) -> str:
         "# Text-to-speech: engine voice id (empty: the engine's default), words/min, 0..1.",
         "[voice]",
         f"voice = {_basic(persona.voice.voice)}",
-        f"rate = {persona.voice.rate}",
+        f"rate = {_number(data['voice']['rate'])}",
         f"volume = {_float(persona.voice.volume)}",
         "",
     ]
+    if data.get("sampling"):
+        lines += ["# Sampling for this persona; the user's own config beats it.", "[sampling]"]
+        lines += [f"{key} = {_number(value)}" for key, value in data["sampling"].items()]
+        lines.append("")
     return "\n".join(lines)
 
 

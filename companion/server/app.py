@@ -2,16 +2,19 @@
 
     GET  /v1/models              the companion, as the one model served
     POST /v1/chat/completions    a turn: streamed (server-sent events) or not
-    GET  /health                 ok, the model, the median stage timings (no token needed)
+    GET  /health                 "ok" (no token needed); with the token, the model and
+                                 the median stage timings
     GET  /metrics                stage timings and counters (JSON; ?format=prometheus)
 
-Each completion is one turn of the user's :class:`~companion.Companion` (see
-:mod:`companion.server.runner`): the same turn as the terminal chat, with the
-same memory. Whose: the ``X-Companion-User`` header, else the body's ``user``
-field, else the configured user (your login name, as in the chat). Errors are
-OpenAI-style objects (:mod:`companion.server.schema`); a client that goes
-away mid-reply stops the generation and leaves the partial reply stored as
-interrupted.
+Only programs may call it: requests from web pages and for foreign host names
+are refused (:mod:`companion.server.guard`), and a completion's body must say
+it is JSON (415 otherwise). Each completion is one turn of the user's
+:class:`~companion.Companion` (see :mod:`companion.server.runner`): the same
+turn as the terminal chat, with the same memory. Whose: the
+``X-Companion-User`` header, else the body's ``user`` field, else the
+configured user (your login name, as in the chat). Errors are OpenAI-style
+objects (:mod:`companion.server.schema`); a client that goes away mid-reply
+stops the generation and leaves the partial reply stored as interrupted.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -37,9 +41,17 @@ from companion.llm.base import LLM
 from companion.memory.codec import check_user_id
 from companion.persona import Persona
 from companion.server import schema
-from companion.server.auth import TokenAuth
+from companion.server.auth import TokenAuth, authorized
+from companion.server.guard import RequestGuard
 from companion.server.metrics import Metrics
-from companion.server.plumbing import Disconnect, first_event, header_safe, read_body, rest
+from companion.server.plumbing import (
+    Disconnect,
+    check_json,
+    first_event,
+    header_safe,
+    read_body,
+    rest,
+)
 from companion.server.runner import Chunk, Done, Event, Failed, PendingTurn, TurnRequest, TurnRunner
 from companion.server.schema import ApiError, ChatRequest
 from companion.server.sessions import Clock, SessionPool
@@ -64,6 +76,10 @@ class ServeSettings:
     max_users: int = 64
     #: A user's companion idle this long is closed (their session ends).
     idle_seconds: float = 1800.0
+    #: ``Host`` names answered besides loopback ones (``"*"``: any; needs a token).
+    allowed_hosts: tuple[str, ...] = ()
+    #: Web page origins allowed to call the API (``"*"``: any); none by default.
+    allowed_origins: tuple[str, ...] = ()
 
 
 class CompanionServer:
@@ -115,14 +131,37 @@ class CompanionServer:
                 Route("/health", self.health, methods=["GET"]),
                 Route("/metrics", self.metrics_endpoint, methods=["GET"]),
             ],
-            middleware=[
-                Middleware(
-                    TokenAuth, token=self.settings.token, on_refuse=lambda: self.metrics.error(401)
-                )
-            ],
+            middleware=self._middleware(),
             exception_handlers={ApiError: self._api_error, HTTPException: self._http_error},
             lifespan=self._lifespan,
         )
+
+    def _middleware(self) -> list[Middleware]:
+        """Outermost first: where the request comes from, CORS for the origins
+        allowed (answering their preflight requests), then the token."""
+        settings = self.settings
+        layers = [
+            Middleware(
+                RequestGuard,
+                allowed_hosts=settings.allowed_hosts,
+                allowed_origins=settings.allowed_origins,
+                on_refuse=lambda: self.metrics.error(403),
+            )
+        ]
+        if settings.allowed_origins:
+            layers.append(
+                Middleware(
+                    CORSMiddleware,
+                    allow_origins=list(settings.allowed_origins),
+                    allow_methods=["GET", "POST"],
+                    allow_headers=["authorization", "content-type", USER_HEADER],
+                    expose_headers=["x-companion-user", "x-companion-note"],
+                )
+            )
+        layers.append(
+            Middleware(TokenAuth, token=settings.token, on_refuse=lambda: self.metrics.error(401))
+        )
+        return layers
 
     def close(self) -> None:
         """Stop the workers and close every user's companion (idempotent)."""
@@ -155,6 +194,9 @@ class CompanionServer:
         return JSONResponse(self._model_object())
 
     async def health(self, request: Request) -> Response:
+        token = self.settings.token
+        if not token or not authorized(request.headers.get("authorization"), token):
+            return JSONResponse({"status": "ok"})  # what it serves is for the token's holder
         stages = self.metrics.snapshot()["stages"]
         return JSONResponse(
             {
@@ -176,6 +218,7 @@ class CompanionServer:
 
     async def chat_completions(self, request: Request) -> Response:
         self.metrics.count("requests")
+        check_json(request)
         body = await read_body(request, self.settings.max_body)
         chat = schema.parse_chat_request(body)
         if chat.model is not None:

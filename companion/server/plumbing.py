@@ -1,5 +1,5 @@
-"""Request plumbing of the server: reading a body within a limit, noticing a client
-that goes away, and following a turn's events."""
+"""Request plumbing of the server: checking a body's type, reading it within a
+limit, noticing a client that goes away, and following a turn's events."""
 
 from __future__ import annotations
 
@@ -13,6 +13,24 @@ from companion.server.runner import Done, Event, Failed, PendingTurn, Started
 from companion.server.schema import ApiError
 
 T = TypeVar("T")
+
+
+def check_json(request: Request) -> None:
+    """Refuse (415) a body that does not say it is JSON (``application/json``, UTF-8).
+
+    A web page can post ``text/plain`` or a form to any address without asking;
+    only a JSON content type makes the browser ask first (and be refused).
+    """
+    header = request.headers.get("content-type", "")
+    media, *params = (part.strip().lower() for part in header.split(";"))
+    charsets = [p.partition("=")[2].strip().strip('"') for p in params if p.startswith("charset=")]
+    if media != "application/json" or any(c not in ("utf-8", "utf8") for c in charsets):
+        shown = header_safe(header.strip()[:80]) or "none"
+        raise ApiError(
+            415,
+            f"the body must be JSON, sent with 'Content-Type: application/json' (got {shown})",
+            code="unsupported_media_type",
+        )
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -187,14 +187,12 @@ class TurnRunner:
 
     def _turn(self, job: PendingTurn, session: UserSession) -> Done:
         req = job.request
-        companion = session.companion
-        companion.config = session.config.with_overrides(
-            temperature=req.temperature, top_p=req.top_p, max_tokens=req.max_tokens, seed=req.seed
-        )
-        session.llm.stop = req.stop
         session.memory.seconds = 0.0
         started = time.perf_counter()
-        reply = companion.say(req.text)
+        reply = session.companion.say(
+            req.text, temperature=req.temperature, top_p=req.top_p, max_tokens=req.max_tokens,
+            seed=req.seed, stop=req.stop,
+        )  # fmt: skip
         recall = session.memory.seconds
         self.metrics.observe("recall", recall)
         self.metrics.observe("prompt", max(0.0, time.perf_counter() - started - recall))
@@ -233,7 +231,7 @@ class TurnRunner:
             prompt = sum(llm.count_tokens(m.content) + MESSAGE_OVERHEAD_TOKENS
                          for m in llm.messages)
             completion = llm.generated
-            limit = llm.params.max_tokens if llm.params else session.config.max_tokens
+            limit = llm.params.max_tokens if llm.params else session.companion.config.max_tokens
             reason = "length" if completion >= limit else "stop"
         return Done(
             text=text,

@@ -35,6 +35,8 @@ from companion.text import clean_message
 MAX_BODY_BYTES = 1_000_000
 #: Stop sequences one request may give (as the OpenAI API).
 MAX_STOPS = 4
+#: Deepest nesting of arrays and objects in a body (a chat request needs 5).
+MAX_DEPTH = 32
 
 ErrorType = Literal[
     "invalid_request_error", "authentication_error", "not_found_error", "server_error"
@@ -222,12 +224,45 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         raise ApiError(400, f"the body is not UTF-8: {exc}", code="invalid_json") from exc
     except ValueError as exc:
         raise ApiError(400, f"the body is not valid JSON: {exc}", code="invalid_json") from exc
+    except RecursionError as exc:
+        raise _too_deep() from exc
     if not isinstance(data, dict):
         raise ApiError(400, "the body must be a JSON object", code="invalid_json")
+    _check_values(data)
     try:
         return ChatRequest.model_validate(data)
     except ValidationError as exc:
         raise _validation_error(exc) from exc
+
+
+def _too_deep() -> ApiError:
+    return ApiError(
+        400, f"the body is nested too deeply (more than {MAX_DEPTH} levels)", code="invalid_json"
+    )
+
+
+def _check_values(data: dict[str, Any]) -> None:
+    """Refuse (400) nesting beyond :data:`MAX_DEPTH` and strings that are not valid
+    Unicode: JSON's ``\\ud800`` escapes decode to lone surrogates, which no text
+    can hold. Walked without recursion."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                bad = value[exc.start : exc.end].encode("unicode_escape").decode("ascii")
+                raise ApiError(
+                    400,
+                    f"the body holds a string that is not valid Unicode (a lone surrogate, {bad})",
+                    code="invalid_json",
+                ) from None
+        elif isinstance(value, dict | list):
+            if depth > MAX_DEPTH:
+                raise _too_deep()
+            items = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+            stack.extend((item, depth + 1) for item in items)
 
 
 def _validation_error(exc: ValidationError) -> ApiError:

@@ -8,10 +8,12 @@ when more than ``max_users`` are open (the least recently used first); the next
 request opens a new session. Each user has a lock, so that two requests of one
 user are two turns, in order.
 
-The model is loaded once and shared: each companion talks to it through a
-:class:`TurnLLM`, which adds a request's stop sequences to the turn and
+Each companion is built as the chat's is (:meth:`Companion.build`), so its
+memory is condensed between sessions as the chat's is. The model is loaded once
+and shared: each companion talks to it through a :class:`TurnLLM`, which
 remembers what the turn sent, and to its memory through a :class:`TimedMemory`,
-which times recall.
+which times recall. A request's settings are the turn's own
+(:meth:`Companion.say`'s overrides), never written to the companion or the model.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,8 +30,7 @@ from companion.config import Config
 from companion.dialog import Companion
 from companion.errors import CompanionError
 from companion.llm.base import LLM
-from companion.memory import LongTermMemory, Store
-from companion.memory.base import Memory
+from companion.memory.base import Consolidating, Memory
 from companion.persona import Persona
 from companion.types import GenerationParams, MemoryItem, Message, Turn
 
@@ -43,7 +44,6 @@ def _utcnow() -> datetime:
 class TurnLLM:
     """The shared model as one user's companion sees it.
 
-    ``stop`` holds extra stop sequences for the next turn (the request's);
     ``params`` and ``messages`` record what the last turn asked for, and
     ``generated`` the tokens of its reply, counted piece by piece as they pass
     (only for a backend that does not report them itself in ``last_stats``).
@@ -53,7 +53,6 @@ class TurnLLM:
         self.inner = llm
         self.name = llm.name
         self.context_length = llm.context_length
-        self.stop: tuple[str, ...] = ()
         self.params: GenerationParams | None = None
         self.messages: list[Message] = []
         self.generated = 0
@@ -62,8 +61,6 @@ class TurnLLM:
         return self.inner.count_tokens(text)
 
     def stream(self, messages: Sequence[Message], params: GenerationParams) -> Iterator[str]:
-        if self.stop:
-            params = replace(params, stop=tuple(dict.fromkeys(params.stop + self.stop)))
         self.params, self.messages, self.generated = params, list(messages), 0
         chunks = self.inner.stream(messages, params)
         return chunks if hasattr(self.inner, "last_stats") else self._counted(chunks)
@@ -80,7 +77,8 @@ class TurnLLM:
 
 
 class TimedMemory:
-    """A :class:`~companion.memory.base.Memory` that times each recall (``seconds``)."""
+    """A :class:`~companion.memory.base.Memory` that times each recall (``seconds``);
+    it consolidates as the memory it wraps does."""
 
     def __init__(self, inner: Memory) -> None:
         self.inner = inner
@@ -102,6 +100,11 @@ class TimedMemory:
     def forget(self, user_id: str, target: int | str) -> list[MemoryItem]:
         return self.inner.forget(user_id, target)
 
+    def consolidate(self, user_id: str, *, keep_session: int | None = None) -> list[MemoryItem]:
+        if not isinstance(self.inner, Consolidating):
+            return []
+        return self.inner.consolidate(user_id, keep_session=keep_session)
+
 
 @dataclass(eq=False)
 class UserSession:
@@ -111,8 +114,6 @@ class UserSession:
     companion: Companion
     llm: TurnLLM
     memory: TimedMemory
-    #: The companion's settings before any request's overrides.
-    config: Config
     lock: threading.Lock = field(default_factory=threading.Lock)
     last_used: float = field(default_factory=time.monotonic)
     in_use: int = 0
@@ -207,21 +208,14 @@ class SessionPool:
         return out
 
     def _open(self, user: str) -> UserSession:
-        config = self.config.with_overrides(user=user)
-        store = Store.open(self.home / "companion.db")
-        try:
-            memory = TimedMemory(LongTermMemory(store, skip_recent_turns=20))
-            llm = TurnLLM(self.llm)
-            companion = Companion(
-                llm=llm,
-                store=store,
-                memory=memory,
-                persona=self.persona,
-                user=user,
-                config=config,
-                clock=self._clock,
-            )
-        except BaseException:
-            store.close()
-            raise
-        return UserSession(user, companion, llm, memory, config)
+        llm = TurnLLM(self.llm)
+        companion = Companion.build(
+            llm=llm,
+            persona=self.persona,
+            config=self.config.with_overrides(user=user),
+            home=self.home,
+            clock=self._clock,
+            wrap_memory=TimedMemory,
+        )
+        assert isinstance(companion.memory, TimedMemory)
+        return UserSession(user, companion, llm, companion.memory)

@@ -1,6 +1,7 @@
 """The voice protocols: one small protocol per backend kind.
 
-- :class:`TTS` turns a sentence into :class:`~companion.voice.audio.Audio`.
+- :class:`TTS` turns a sentence into :class:`~companion.voice.audio.Audio`, said in a
+  :class:`~companion.persona.model.SpeechStyle`.
 - :class:`STT` turns an utterance (16 kHz) into a :class:`Transcript`.
 - :class:`VAD` scores one 16 kHz frame for speech.
 - :class:`AudioDevice` is a full-duplex stream: it yields :class:`Frame` blocks
@@ -16,16 +17,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+# How to say it: one type with the persona's voice (a persona's ``voice`` is a style).
+from companion.persona.model import SpeechStyle as SpeechStyle
 from companion.voice.audio import Audio, Samples
-
-
-@dataclass(frozen=True, slots=True)
-class SpeechStyle:
-    """How to say it: the engine's voice id ("" = its default), words per minute, volume 0..1."""
-
-    voice: str = ""
-    rate: float = 170.0
-    volume: float = 0.9
 
 
 @dataclass(frozen=True, slots=True)

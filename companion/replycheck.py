@@ -1,0 +1,102 @@
+"""Plain rules that spot a bad reply: echo, identity, loops, help-desk talk.
+
+Used twice, the same way: by the reply guard (:mod:`companion.guard`) on the
+first clause of a reply as it streams, and by ``bench/conversation.py`` to
+score whole replies. Words are compared lower-cased, without punctuation.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_SENTENCE = re.compile(r"[^.!?\u2026]+(?:[.!?\u2026]+|$)")
+
+#: Phrases of a help desk, not a friend.
+ASSISTANT_PHRASES = (
+    "as an ai", "as a language model", "i'm just an ai", "i am just an ai", "here to help",
+    "here for you to help", "important to remember", "how can i assist", "how can i help",
+    "let me know if", "feel free to", "i'm here to support", "i am here to support",
+    "i'm just here to", "is there anything else", "i don't have personal", "i do not have personal",
+    "i'm an ai, so", "i'm a ai", "i am a ai", "i don't have memories", "i don't have feelings",
+    "happy to help", "glad to help", "assist you", "i'm here to help",
+)  # fmt: skip
+
+
+def words(text: str) -> list[str]:
+    """The words of ``text``, lower-cased, apostrophes kept (``i'm``), punctuation dropped."""
+    return _WORD.findall(text.lower().replace("\u2019", "'"))
+
+
+def longest_run(reply: Sequence[str], source: Sequence[str]) -> int:
+    """The longest run of words that ``reply`` and ``source`` share, in order and adjacent."""
+    best = 0
+    previous = [0] * (len(source) + 1)
+    for a in reply:
+        current = [0] * (len(source) + 1)
+        for j, b in enumerate(source, 1):
+            if a == b:
+                current[j] = previous[j - 1] + 1
+                best = max(best, current[j])
+        previous = current
+    return best
+
+
+def common_subsequence(reply: Sequence[str], source: Sequence[str]) -> int:
+    """Length of the longest common subsequence of two word lists."""
+    previous = [0] * (len(source) + 1)
+    for a in reply:
+        current = [0] * (len(source) + 1)
+        for j, b in enumerate(source, 1):
+            current[j] = previous[j - 1] + 1 if a == b else max(previous[j], current[j - 1])
+        previous = current
+    return previous[-1]
+
+
+def is_echo(reply: str, message: str, *, run: int = 6, share: float = 0.6) -> bool:
+    """The reply copies the message: a run of ``run`` of its words in order, or
+    (for a message of 5 words or more) ``share`` of its words as a common subsequence."""
+    r, m = words(reply), words(message)
+    if not r or not m:
+        return False
+    if longest_run(r, m) >= run:
+        return True
+    return len(m) >= 5 and common_subsequence(r, m) >= share * len(m)
+
+
+def introduces_herself(reply: str, name: str) -> bool:
+    """The reply says who she is ("I'm Samantha", "my name is Samantha")."""
+    n = re.escape(name.lower())
+    low = reply.lower().replace("\u2019", "'")
+    return re.search(rf"\b(i'm|i am|my name is|this is|it's)\s+{n}\b", low) is not None
+
+
+def claims(reply: str, statements: Sequence[str], *, run: int = 5) -> bool:
+    """The reply states one of ``statements`` (things the user said of themselves,
+    in the first person) as its own: a run of ``run`` of its words."""
+    r = words(reply)
+    return any(longest_run(r, words(s)) >= run for s in statements)
+
+
+def repeats(reply: str, n: int = 4) -> bool:
+    """A run of ``n`` words occurs twice inside the reply."""
+    w = words(reply)
+    seen: set[tuple[str, ...]] = set()
+    for i in range(len(w) - n + 1):
+        gram = tuple(w[i : i + n])
+        if gram in seen:
+            return True
+        seen.add(gram)
+    return False
+
+
+def sentences(text: str) -> list[str]:
+    """The sentences of ``text`` (ends at . ! ? or an ellipsis)."""
+    return [s.strip() for s in _SENTENCE.findall(text) if words(s)]
+
+
+def help_desk(reply: str) -> str | None:
+    """The first help-desk phrase in the reply, if any."""
+    low = reply.lower().replace("\u2019", "'")
+    return next((p for p in ASSISTANT_PHRASES if p in low), None)

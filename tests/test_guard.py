@@ -1,0 +1,268 @@
+"""The reply guard: the first clause is checked before anyone sees it (companion.guard)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from companion import FakeLLM
+from companion.guard import Context, GuardOutcome, clause_done, guarded, problem
+from companion.testing import open_test_companion
+from companion.types import GenerationParams, Message
+
+THEO = "I write letters for other people at a company called BeautifulHandwrittenLetters.com."
+CTX = Context(user_text=THEO, persona_name="Samantha", has_spoken=True,
+              last_reply="Mm, the kind of thinking that runs in circles.")  # fmt: skip
+GOOD = "Letters for strangers? That's oddly romantic. Do you ever read them aloud?"
+
+
+def rows(home: Path, sql: str) -> list[tuple[object, ...]]:
+    con = sqlite3.connect(home / "companion.db")
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+class Attempts:
+    """``attempt(n)`` for :func:`guarded`: scripted replies, word by word; records
+    which attempts were made, how far each was read and whether it was closed."""
+
+    def __init__(self, *replies: str) -> None:
+        self.replies = replies
+        self.made: list[int] = []
+        self.pulled: list[int] = []
+        self.closed: list[bool] = []
+
+    def __call__(self, n: int) -> Iterator[str]:
+        self.made.append(n)
+        self.pulled.append(0)
+        self.closed.append(False)
+        return self._gen(len(self.made) - 1, self.replies[min(n, len(self.replies) - 1)])
+
+    def _gen(self, i: int, text: str) -> Iterator[str]:
+        try:
+            for word in text.split(" "):
+                self.pulled[i] += 1
+                yield word + " "
+        finally:
+            self.closed[i] = True
+
+
+def run(attempts: Attempts, ctx: Context = CTX) -> tuple[str, GuardOutcome]:
+    outcome = GuardOutcome()
+    text = "".join(guarded(attempts, ctx, outcome))
+    return text.strip(), outcome
+
+
+# -- the check of one clause ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("clause", "found"),
+    [
+        ("Oh, you write letters for other", "echo"),
+        ("Hi Theo, I'm Samantha.", "identity"),
+        ("Mm, the kind of thinking", "loop"),  # starts like her last reply
+        ("so so so so so so", "loop"),
+        ("It's important to remember that,", "assistant"),
+        ("I'm just here to listen,", "assistant"),
+        ("Letters for strangers?", None),
+        ("The kind of day you had,", None),  # her last reply's words, not its start
+    ],
+)
+def test_problem_of_a_clause(clause: str, found: str | None) -> None:
+    assert problem(clause, CTX) == found
+
+
+def test_introducing_herself_is_fine_on_her_first_turn() -> None:
+    first = Context(user_text="hi", persona_name="Samantha", has_spoken=False)
+    assert problem("Hi, I'm Samantha.", first) is None
+    assert problem("Hi, I'm Samantha.", CTX) == "identity"
+
+
+def test_clause_done() -> None:
+    assert not clause_done("Oh, ")
+    assert not clause_done("Letters for")
+    assert not clause_done("Letters for strangers, ")  # 3 words and an end: not yet
+    assert clause_done("Letters for your strangers, ")
+    assert not clause_done("one two three four five six")
+    assert clause_done("one two three four five six seven")
+
+
+# -- resampling ----------------------------------------------------------------
+
+
+def test_a_good_reply_passes_through_untouched_and_streams() -> None:
+    attempts = Attempts(GOOD)
+    outcome = GuardOutcome()
+    stream = guarded(attempts, CTX, outcome)
+    first = next(stream)
+    # only the first clause was read before it went out; the rest still streams
+    assert first.strip() == "Letters for strangers? That's"
+    assert attempts.pulled[0] < len(GOOD.split(" "))
+    rest = list(stream)
+    assert len(rest) > 1
+    assert (first + "".join(rest)).strip() == GOOD
+    assert attempts.made == [0]
+    assert outcome == GuardOutcome(resampled=0, problems=(), failed=False)
+
+
+@pytest.mark.parametrize(
+    ("bad", "found"),
+    [
+        ("You write letters for other people at a company!", "echo"),
+        ("Hi Theo, I'm Samantha. Nice to meet you.", "identity"),
+        ("Mm, the kind of thinking that keeps you up.", "loop"),
+        ("As an AI, I find letters fascinating.", "assistant"),
+    ],
+)
+def test_a_bad_start_is_sampled_again(bad: str, found: str) -> None:
+    attempts = Attempts(bad, GOOD)
+    text, outcome = run(attempts)
+    assert text == GOOD
+    assert attempts.made == [0, 1]
+    assert attempts.closed[0] and attempts.pulled[0] < len(bad.split(" ")) + 1
+    assert outcome == GuardOutcome(resampled=1, problems=(found,), failed=False)
+
+
+def test_at_most_twice_then_the_last_try_goes_out_flagged() -> None:
+    bad = ["You write letters for other people?", "As an AI, I love letters.",
+           "Hi, I'm Samantha, and you write letters."]  # fmt: skip
+    attempts = Attempts(*bad)
+    text, outcome = run(attempts)
+    assert attempts.made == [0, 1, 2]
+    assert text == bad[2]
+    assert outcome.resampled == 2 and outcome.failed
+    assert outcome.problems == ("echo", "assistant", "identity")
+    assert all(attempts.closed)
+
+
+def test_retries_setting_bounds_the_attempts() -> None:
+    attempts = Attempts("You write letters for other people?", GOOD)
+    outcome = GuardOutcome()
+    text = "".join(guarded(attempts, CTX, outcome, retries=0)).strip()
+    assert attempts.made == [0] and outcome.failed and outcome.resampled == 0
+    assert text == "You write letters for other people?"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="clause_done ends the clause at 4 words when a comma came earlier, so an "
+    "echo after an interjection ('Oh, so you write letters for ...') is never seen",
+)
+def test_an_echo_after_a_short_interjection_is_caught() -> None:
+    attempts = Attempts("Oh, so you write letters for other people at a company!", GOOD)
+    text, outcome = run(attempts)
+    assert text == GOOD and outcome.problems == ("echo",)
+
+
+def test_a_short_reply_is_checked_whole() -> None:
+    attempts = Attempts("I write letters for")  # never reaches a clause end
+    text, outcome = run(attempts)
+    assert outcome.problems and outcome.problems[0] == "echo"
+    attempts = Attempts("Oh? Tell me.")
+    text, outcome = run(attempts)
+    assert text == "Oh? Tell me." and outcome == GuardOutcome()
+
+
+def test_an_empty_reply_is_not_resampled() -> None:
+    attempts = Attempts("")
+    text, outcome = run(attempts)
+    assert text == "" and attempts.made == [0] and outcome == GuardOutcome()
+
+
+def test_ctrl_c_while_the_clause_is_held_keeps_what_was_said() -> None:
+    def attempt(n: int) -> Iterator[str]:
+        yield "Well, "
+        yield "I "
+        raise KeyboardInterrupt
+
+    out: list[str] = []
+    with pytest.raises(KeyboardInterrupt):
+        for chunk in guarded(attempt, CTX, GuardOutcome()):
+            out.append(chunk)
+    assert "".join(out) == "Well, I "
+
+
+# -- in the dialog -------------------------------------------------------------
+
+
+def test_the_dialog_samples_again_with_stronger_penalties(companion_home: Path) -> None:
+    llm = FakeLLM(["You write letters for other people at a company? Wow.", GOOD])
+    with open_test_companion(companion_home, llm=llm, user="theo") as c:
+        reply = c.say(THEO)
+        assert reply.text().strip() == GOOD
+        assert c.last_guard == GuardOutcome(resampled=1, problems=("echo",), failed=False)
+    assert len(llm.calls) == 2 and llm.calls[0] == llm.calls[1]  # same prompt, cached
+    first, second = llm.params
+    assert second.repetition_penalty > first.repetition_penalty
+    assert second.echo_penalty > first.echo_penalty
+    assert second.dry_multiplier > first.dry_multiplier
+    assert first.echo_text == THEO
+    stored = rows(companion_home, "select content from turns where role = 'assistant'")
+    assert stored == [(GOOD,)]
+
+
+def test_she_may_introduce_herself_only_on_the_first_turn(companion_home: Path) -> None:
+    hello = "Hi Theo, I'm Samantha. Lovely to meet you."
+    llm = FakeLLM([hello, hello, "Oh, tell me about your day."])
+    with open_test_companion(companion_home, llm=llm, user="theo") as c:
+        assert c.say("hi there").text() == hello
+        assert c.last_guard == GuardOutcome()
+        assert c.say("how are you").text() == "Oh, tell me about your day."
+        assert c.last_guard is not None and c.last_guard.problems == ("identity",)
+
+
+def test_a_reply_starting_like_her_last_one_is_sampled_again(companion_home: Path) -> None:
+    same = "Mm, that sounds like a lot to carry. Tell me more."
+    llm = FakeLLM([same, same, "How long ago was that?"])
+    with open_test_companion(companion_home, llm=llm, user="theo") as c:
+        c.say("work was rough").text()
+        assert c.say("my divorce still hurts").text() == "How long ago was that?"
+        assert c.last_guard is not None and c.last_guard.problems == ("loop",)
+
+
+def test_the_guard_can_be_turned_off(companion_home: Path) -> None:
+    bad = "As an AI, I'm here to help."
+    llm = FakeLLM([bad])
+    with open_test_companion(companion_home, llm=llm, user="theo", reply_guard=False) as c:
+        assert c.say("hello there").text() == bad
+        assert c.last_guard is None
+    assert len(llm.calls) == 1
+
+
+def test_a_reply_that_still_fails_is_stored_but_not_fed_back(companion_home: Path) -> None:
+    bad = "As an AI, I'm here to help you with that."
+    llm = FakeLLM([bad, bad, bad, "Okay."])
+    with open_test_companion(companion_home, llm=llm, user="theo") as c:
+        assert c.say("hello there").text() == bad
+        assert c.last_guard is not None and c.last_guard.failed
+        assert c.say("what's new?").text() == "Okay."
+    stored = rows(companion_home, "select content from turns where role = 'assistant'")
+    assert stored == [(bad,), ("Okay.",)]
+    last_prompt = [m.content for m in llm.calls[-1]]
+    assert "hello there" in last_prompt and bad not in last_prompt
+
+
+class Interrupting(FakeLLM):
+    """Ctrl-C arrives while the first clause is still held back."""
+
+    def stream(self, messages: Sequence[Message], params: GenerationParams) -> Iterator[str]:
+        self.calls.append(list(messages))
+        yield "Oh, "
+        yield "I "
+        raise KeyboardInterrupt
+
+
+def test_ctrl_c_keeps_the_held_text_in_the_store(companion_home: Path) -> None:
+    with open_test_companion(companion_home, llm=Interrupting(), user="theo") as c:
+        reply = c.say("tell me something")
+        with pytest.raises(KeyboardInterrupt):
+            reply.text()
+        assert reply.interrupted
+    stored = rows(companion_home, "select content, interrupted from turns where role = 'assistant'")
+    assert stored == [("Oh, I", 1)]
