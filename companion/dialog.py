@@ -79,6 +79,13 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _about(fact: str, name: str) -> str:
+    """A stored fact ("User's sister Maya ...") told about the user by name."""
+    if not name or name == "User":
+        return fact
+    return re.sub(r"\bUser(?='s\b|\b)", lambda _m: name, fact)
+
+
 def _forgot(removed: list[MemoryItem]) -> str:
     if not removed:
         return "I couldn't find anything like that in what I remember."
@@ -114,13 +121,12 @@ class Companion:
         # The private note given with each user message (by turn id), so later
         # prompts repeat it unchanged and the model's cached prefix stays valid.
         self._notes: dict[int, Note] = {}
-        #: Replies the guard could not fix: stored as said, kept out of later prompts.
-        self._flagged: set[int] = set()
         #: What the reply guard did for the last reply (None: it did not run).
         self.last_guard: GuardOutcome | None = None
         #: Earlier versions of the last reply (``retry``), oldest first.
         self.swipes: list[str] = []
         self._pending_notes: list[str] = []
+        self._named: str | None = None
         self._examples_noted = False
         self._session = self._begin_session()
 
@@ -213,6 +219,14 @@ class Companion:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _system_name(self, names: dict[str, str]) -> str:
+        """The user's name as the system prompt gives it: the one known when the
+        session's first prompt was made. A name told later comes through the
+        notes, so the long persona prefix stays cached instead of being read again."""
+        if self._named is None:
+            self._named = names["user"]
+        return self._named
+
     def _begin_session(self) -> SessionInfo:
         now = self._clock()
         saved = self.store.load_state(self.user, self.persona.name)
@@ -267,7 +281,10 @@ class Companion:
         if prompt.note is not None:
             self._notes[turn.id] = prompt.note
         self.swipes = []
-        return self._reply(prompt, names, overrides=settings, user_text=text)
+        return self._reply(
+            prompt, names, overrides=settings, user_text=text,
+            prefill=self._answer_prefill(question, recalled, names),
+        )
 
     def retry(self, **overrides: Any) -> Reply[Turn | None]:
         """Another reply to the user's last message (SillyTavern's swipe).
@@ -290,7 +307,6 @@ class Companion:
             raise InputError("nothing to retry yet: say something first")
         old, asked = window[-1], window[-2]
         self.store.delete_turn(old.id)
-        self._flagged.discard(old.id)
         self.swipes.append(old.content)
         names = self._names()
         question = _MEMORY_QUESTION.search(asked.content) is not None
@@ -306,8 +322,17 @@ class Companion:
             prompt = self._with_note(prompt, self._notes[asked.id])
         return self._reply(
             prompt, names, overrides=settings, user_text=asked.content,
-            attempt=len(self.swipes),
+            attempt=len(self.swipes), prefill=self._answer_prefill(question, recalled, names),
         )
+
+    def _answer_prefill(
+        self, question: bool, recalled: list[MemoryItem], names: dict[str, str]
+    ) -> str:
+        """The words an answer about what she remembers starts with (none when she
+        remembers nothing, so that she does not make something up)."""
+        if not question or not any(m.kind not in ("episode", "summary") for m in recalled):
+            return ""
+        return fill(self.prompts.memory_prefill, **names)
 
     def greet(self) -> Reply[Turn | None]:
         """Open the session: the persona's first message to a new user, or a
@@ -333,6 +358,7 @@ class Companion:
         self._settle_last_reply()
         self.store.end_session(self._session.id, self._clock())
         self._session = self._begin_session()
+        self._named = None
         return self.greet()
 
     def switch_persona(self, persona: Persona) -> None:
@@ -341,6 +367,7 @@ class Companion:
         now = self._clock()
         saved = self.store.load_state(self.user, persona.name)
         self.persona = persona
+        self._named = None
         self._state = state_from_dict(saved) if saved else initial_state(persona, now)
         self.store.save_state(self.user, persona.name, state_to_dict(self._state), now)
 
@@ -424,11 +451,14 @@ class Companion:
     ) -> Prompt:
         """The prompt for a reply to ``user`` (for a retry: to the turn ``before``,
         with the history before it)."""
+        # The persona's part (system prompt, examples) keeps the session's first
+        # name for the user, so that its cached prefix stays valid.
+        stable = {**names, "user": self._system_name(names)}
         window = self.store.recent_turns(self.user, HISTORY_WINDOW)
         if before is not None:
             window = [t for t in window if t.id < before]
         # A reply the guard could not fix is not shown to the model again.
-        window = [t for t in window if t.id not in self._flagged]
+        window = [t for t in window if not t.flagged]
         position = {t.id: i for i, t in enumerate(window)}
         quotes = [
             position.get(m.id) if m.kind == "episode" else None for m in memories or ()
@@ -437,11 +467,11 @@ class Companion:
         budget = min(self.config.context_tokens, self.llm.context_length)
         return build_prompt(
             PromptInput(
-                system=system_text(self.persona, names["user"]),
+                system=system_text(self.persona, stable["user"]),
                 history=[Message(t.role, t.content) for t in window],
                 history_ordinal=ordinal,
                 history_notes=[self._notes.get(t.id) for t in window],
-                memories=[m.text for m in memories or ()],
+                memories=[_about(m.text, names["user"]) for m in memories or ()],
                 memory_quotes=quotes,
                 state=render_state(
                     state, self.persona, now=now, user_name=names["user"], last_talked=last_talked
@@ -452,11 +482,15 @@ class Companion:
                     fill(self.prompts.memory_question, **names) if question else ""
                 ),
                 user=user,
-                examples=self._examples(names),
+                examples=self._examples(stable),
+                restate_memories=question,
             ),
             count=self.llm.count_tokens,
             budget=budget - (reply_tokens or self.config.max_tokens),
-            templates=self.prompts.templates(**names),
+            templates=dataclass_replace(
+                self.prompts.templates(**names),
+                examples_start=self.prompts.templates(**stable).examples_start,
+            ),
             max_new_memories=MEMORY_QUESTION_FACTS if question else 2,
         )
 
@@ -567,13 +601,10 @@ class Companion:
             text = done.text.strip()
             if not text:
                 return None
-            turn = self.store.add_turn(
+            return self.store.add_turn(
                 self.user, session_id, "assistant", text, self._clock(),
-                interrupted=done.interrupted,
+                interrupted=done.interrupted, flagged=outcome is not None and outcome.failed,
             )
-            if outcome is not None and outcome.failed:
-                self._flagged.add(turn.id)
-            return turn
 
         self._last_reply = Reply(chunks, store, prefix=prefix, notes=notes)
         return self._last_reply

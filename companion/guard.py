@@ -9,6 +9,11 @@ stronger penalties: the caller's ``attempt(n)`` decides), at most ``retries``
 times. The prompt is cached by then, so a retry costs only the few tokens of the
 clause. A reply that still fails is passed on as it is and reported, so that
 the dialog can keep it out of later prompts.
+
+After the first clause the reply goes on a sentence at a time: each sentence is
+checked when it is complete (a help-desk phrase, an echo of the user, a new
+introduction, a repeat of what she just said) and the reply ends before the
+first one that fails, rather than saying it.
 """
 
 from __future__ import annotations
@@ -25,11 +30,17 @@ from companion.replycheck import (
     words,
 )
 
-#: Most words held back before the check.
-CLAUSE_WORDS = 7
+#: Words held back before the check (later sentences are checked as they end).
+CLAUSE_WORDS = 5
+#: Most words held back, while the reply is copying the user's words.
+MAX_CLAUSE_WORDS = 10
+#: Words of a sentence held back at most before it is checked and shown.
+PIECE_WORDS = 14
 #: An echo in a clause: this many of the user's words in a row.
 ECHO_RUN = 4
 _CLAUSE_END = re.compile(r"[,;:.!?\u2026\u2014\n]")
+#: A sentence's end: terminal punctuation (and closing quotes) and the space after it.
+_SENTENCE_END = re.compile(r"[.!?\u2026]+[\"'\u201d\u2019)\]]*(?:\s+|$)(?=\S)|\n+")
 
 
 @dataclass(slots=True)
@@ -40,6 +51,8 @@ class GuardOutcome:
     problems: tuple[str, ...] = ()
     #: The reply that went out still failed the check.
     failed: bool = False
+    #: The reply was ended early, before a later sentence that went wrong.
+    trimmed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,21 +78,37 @@ def problem(clause: str, ctx: Context) -> str | None:
     if repeats(clause, 3):
         return "loop"
     last = words(ctx.last_reply)
-    if len(w) >= 4 and last[: len(w)] == w:
+    if len(w) >= ECHO_RUN and last[:ECHO_RUN] == w[:ECHO_RUN]:
         return "loop"
     if help_desk(clause):
         return "assistant"
     return None
 
 
-def clause_done(text: str) -> bool:
+def clause_done(text: str, user_text: str = "") -> bool:
     """The held-back text is long enough to check: :data:`CLAUSE_WORDS` words, or
-    a clause that has ended after at least :data:`ECHO_RUN` words."""
-    n = len(words(text))
-    if n >= CLAUSE_WORDS:
+    a clause that has ended after at least :data:`ECHO_RUN` words; but while its
+    last words are still copying ``user_text`` it is held on (up to
+    :data:`MAX_CLAUSE_WORDS`), to see whether the copy becomes an echo."""
+    w = words(text)
+    if len(w) >= MAX_CLAUSE_WORDS:
+        return True
+    if _copying(w, words(user_text)):
+        return False
+    if len(w) >= CLAUSE_WORDS:
         return True
     ends = [m.start() for m in _CLAUSE_END.finditer(text)]
     return any(len(words(text[:end])) >= ECHO_RUN for end in ends)
+
+
+def _copying(reply: list[str], user: list[str]) -> bool:
+    """The reply's last two words stand next to each other in the user's message
+    (and the run is not long enough yet to be an echo)."""
+    if len(reply) < 2 or not user:
+        return False
+    a, b = reply[-2], reply[-1]
+    pairs = any(user[i] == a and user[i + 1] == b for i in range(len(user) - 1))
+    return pairs and longest_run(reply, user) < ECHO_RUN
 
 
 def guarded(
@@ -98,7 +127,7 @@ def guarded(
         try:
             for chunk in stream:
                 head += chunk
-                if clause_done(head):
+                if clause_done(head, ctx.user_text):
                     break
         except KeyboardInterrupt:
             # Ctrl-C while the clause was held back: what she said so far is kept.
@@ -118,10 +147,72 @@ def guarded(
         try:
             if head:
                 yield head
-            yield from stream
+            if outcome.failed:  # it went out as it was: no point trimming it
+                yield from stream
+            else:
+                yield from _sentences_after(head, stream, ctx, outcome)
         finally:
             _close(stream)
         return
+
+
+def _sentences_after(
+    head: str, stream: Iterator[str], ctx: Context, outcome: GuardOutcome
+) -> Iterator[str]:
+    """The rest of the reply, a sentence at a time; it ends before a sentence
+    that goes wrong (see :func:`sentence_problem`) instead of saying it."""
+    said, pending = head, ""
+    held: BaseException | None = None
+    try:
+        for chunk in stream:
+            pending += chunk
+            while (cut := _piece_end(pending)) > 0:
+                sentence, pending = pending[:cut], pending[cut:]
+                if sentence_problem(sentence, said, ctx) is not None:
+                    outcome.trimmed = True
+                    return
+                said += sentence
+                yield sentence
+    except KeyboardInterrupt as exc:
+        held = exc  # Ctrl-C: what she was saying is kept (below), then it goes on up
+    if pending.strip() and (held is not None or sentence_problem(pending, said, ctx) is None):
+        yield pending
+    elif pending.strip():
+        outcome.trimmed = True
+    if held is not None:
+        raise held
+
+
+def _piece_end(text: str) -> int:
+    """Where the first checkable piece of ``text`` ends: its first sentence, or
+    after :data:`PIECE_WORDS` words of a sentence that runs on (0: not yet)."""
+    end = _SENTENCE_END.search(text)
+    if end is not None:
+        return end.end()
+    if len(words(text)) < PIECE_WORDS:
+        return 0
+    space = max(text.rfind(" "), text.rfind("\t"))
+    return space + 1 if space > 0 else 0
+
+
+def sentence_problem(sentence: str, said: str, ctx: Context) -> str | None:
+    """What is wrong with a later sentence of a reply (``said``: the reply so far)."""
+    w = words(sentence)
+    if not w:
+        return None
+    # the whole sentence so far: the first piece continues the first clause's sentence
+    start = max((m.end() for m in _SENTENCE_END.finditer(said)), default=0)
+    if longest_run(words(said[start:] + sentence), words(ctx.user_text)) >= 6:
+        return "echo"
+    if ctx.has_spoken and introduces_herself(sentence, ctx.persona_name):
+        return "identity"
+    if help_desk(sentence) or help_desk(said[-30:] + sentence):
+        return "assistant"
+    before = words(said)
+    grams = {tuple(before[i : i + 4]) for i in range(len(before) - 3)}
+    if any(tuple(w[i : i + 4]) in grams for i in range(len(w) - 3)) or repeats(sentence, 4):
+        return "loop"
+    return None
 
 
 def _close(stream: Iterator[str]) -> None:

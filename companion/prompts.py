@@ -24,6 +24,7 @@ class Prompts:
     greeting_returning: str
     greeting_prefill: str
     memory_question: str
+    memory_prefill: str
     examples_start: str
     examples_skipped: str
 
@@ -59,6 +60,7 @@ def load_prompts() -> Prompts:
         greeting_returning=_get(data, "greeting", "returning", source),
         greeting_prefill=_get(data, "greeting", "returning_prefill", source),
         memory_question=_get(data, "memory", "question", source),
+        memory_prefill=_get(data, "memory", "answer_prefill", source),
         examples_start=_get(data, "examples", "chat_start", source),
         examples_skipped=_get(data, "examples", "skipped", source),
     )

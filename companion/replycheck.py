@@ -20,7 +20,9 @@ ASSISTANT_PHRASES = (
     "let me know if", "feel free to", "i'm here to support", "i am here to support",
     "i'm just here to", "is there anything else", "i don't have personal", "i do not have personal",
     "i'm an ai, so", "i'm a ai", "i am a ai", "i don't have memories", "i don't have feelings",
-    "happy to help", "glad to help", "assist you", "i'm here to help",
+    "happy to help", "glad to help", "assist you", "i'm here to help", "can't assist",
+    "cannot assist", "please let me know", "any other questions", "further assistance",
+    "i'm sorry, but i can't", "i'm sorry, but i cannot", "i can't help with that",
 )  # fmt: skip
 
 

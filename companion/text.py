@@ -74,7 +74,8 @@ def clean_message(text: str) -> str:
     """The user's message as it will be stored and answered.
 
     Raises :class:`InputError` for a message with nothing in it (no model call
-    is made for it) or one over :data:`MAX_MESSAGE_CHARS`.
+    is made for it), one over :data:`MAX_MESSAGE_CHARS`, or one that is not
+    valid Unicode.
     """
     if len(text) > MAX_MESSAGE_CHARS:
         raise InputError(
@@ -83,4 +84,10 @@ def clean_message(text: str) -> str:
     cleaned = strip_controls(text).strip()
     if not cleaned:
         raise InputError("empty message: type something to say (or /help)")
+    try:
+        cleaned.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(
+            "message holds text that is not valid Unicode (a lone surrogate): not sent"
+        ) from exc
     return cleaned

@@ -67,6 +67,8 @@ class Turn:
     content: str
     created_at: datetime
     interrupted: bool = False
+    #: A reply the reply guard could not fix: kept as said, left out of prompts.
+    flagged: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,14 +23,15 @@ def rows(home: Path, sql: str) -> list[tuple[object, ...]]:
 
 
 def test_one_turn_streams_and_is_stored(companion_home: Path) -> None:
-    llm = FakeLLM(["Hi Theo, lovely to meet you."])
+    text = "Hi Theo, lovely to meet you. What brings you here?"
+    llm = FakeLLM([text])
     with open_test_companion(companion_home, llm=llm, user="theo") as c:
         reply = c.say("Hi, I'm Theo.")
         chunks = list(reply)
-        assert len(chunks) > 1 and "".join(chunks) == "Hi Theo, lovely to meet you."
+        assert len(chunks) > 1 and "".join(chunks) == text
         assert reply.result is not None and reply.result.role == "assistant"
     turns = rows(companion_home, "select role, content, interrupted from turns order by id")
-    assert turns == [("user", "Hi, I'm Theo.", 0), ("assistant", "Hi Theo, lovely to meet you.", 0)]
+    assert turns == [("user", "Hi, I'm Theo.", 0), ("assistant", text, 0)]
 
 
 def test_a_reply_that_starts_copying_the_private_note_is_cut_there(companion_home: Path) -> None:

@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 
 from companion import FakeLLM
-from companion.guard import Context, GuardOutcome, clause_done, guarded, problem
+from companion.guard import (
+    Context,
+    GuardOutcome,
+    clause_done,
+    guarded,
+    problem,
+    sentence_problem,
+)
 from companion.testing import open_test_companion
 from companion.types import GenerationParams, Message
 
@@ -89,8 +96,15 @@ def test_clause_done() -> None:
     assert not clause_done("Letters for")
     assert not clause_done("Letters for strangers, ")  # 3 words and an end: not yet
     assert clause_done("Letters for your strangers, ")
-    assert not clause_done("one two three four five six")
-    assert clause_done("one two three four five six seven")
+    assert not clause_done("one two three four")
+    assert not clause_done("Oh, so you write ")  # an interjection does not end the clause
+    assert clause_done("one two three four five")
+    # while the last words copy the user's, the clause is held on (up to 10 words)
+    user = "I write letters for other people at a company."
+    assert not clause_done("Oh, so you write letters", user)
+    assert clause_done("Oh, so you write letters for other", user)  # a run of 4: check it
+    assert clause_done("Oh, so you write poems", user)
+    assert clause_done(" ".join(["write letters"] * 5), user)
 
 
 # -- resampling ----------------------------------------------------------------
@@ -101,14 +115,15 @@ def test_a_good_reply_passes_through_untouched_and_streams() -> None:
     outcome = GuardOutcome()
     stream = guarded(attempts, CTX, outcome)
     first = next(stream)
-    # only the first clause was read before it went out; the rest still streams
-    assert first.strip() == "Letters for strangers? That's"
+    # only the first clause was read before it went out; the rest streams a
+    # sentence at a time, each one checked before it is shown
+    assert first == "Letters for strangers? That's oddly "  # CLAUSE_WORDS words
     assert attempts.pulled[0] < len(GOOD.split(" "))
     rest = list(stream)
-    assert len(rest) > 1
+    assert rest == ["romantic. ", "Do you ever read them aloud? "]
     assert (first + "".join(rest)).strip() == GOOD
     assert attempts.made == [0]
-    assert outcome == GuardOutcome(resampled=0, problems=(), failed=False)
+    assert outcome == GuardOutcome(resampled=0, problems=(), failed=False, trimmed=False)
 
 
 @pytest.mark.parametrize(
@@ -116,6 +131,7 @@ def test_a_good_reply_passes_through_untouched_and_streams() -> None:
     [
         ("You write letters for other people at a company!", "echo"),
         ("Hi Theo, I'm Samantha. Nice to meet you.", "identity"),
+        ("Mm, the kind of thinking. What keeps you up?", "loop"),
         ("Mm, the kind of thinking that keeps you up.", "loop"),
         ("As an AI, I find letters fascinating.", "assistant"),
     ],
@@ -149,11 +165,6 @@ def test_retries_setting_bounds_the_attempts() -> None:
     assert text == "You write letters for other people?"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="clause_done ends the clause at 4 words when a comma came earlier, so an "
-    "echo after an interjection ('Oh, so you write letters for ...') is never seen",
-)
 def test_an_echo_after_a_short_interjection_is_caught() -> None:
     attempts = Attempts("Oh, so you write letters for other people at a company!", GOOD)
     text, outcome = run(attempts)
@@ -266,3 +277,31 @@ def test_ctrl_c_keeps_the_held_text_in_the_store(companion_home: Path) -> None:
         assert reply.interrupted
     stored = rows(companion_home, "select content, interrupted from turns where role = 'assistant'")
     assert stored == [("Oh, I", 1)]
+
+
+@pytest.mark.parametrize(
+    ("later", "why"),
+    [
+        (" How can I assist you today?", "assistant"),
+        (" I'm Samantha, by the way.", "identity"),
+        (" I write letters for other people at a company.", "echo"),
+        (" Letters for strangers, that's oddly romantic.", "loop"),
+    ],
+)
+def test_a_later_sentence_that_goes_wrong_ends_the_reply_before_it(later: str, why: str) -> None:
+    good = "Letters for strangers? That's oddly romantic."
+    attempts = Attempts(good + later + " Tell me more.")
+    outcome = GuardOutcome()
+    ctx = Context(user_text="I write letters for other people at a company.",
+                  persona_name="Samantha", has_spoken=True)
+    text = "".join(guarded(attempts, ctx, outcome))
+    assert text.strip() == good
+    assert outcome.trimmed and not outcome.failed and attempts.made == [0]
+    assert sentence_problem(later, good, ctx) == why
+
+
+def test_a_sentence_that_runs_on_is_checked_in_pieces_not_held_to_the_end() -> None:
+    run_on = " ".join(f"word{i}" for i in range(40))
+    attempts = Attempts("Mm, I see what you mean there. " + run_on)
+    pieces = list(guarded(attempts, CTX, GuardOutcome()))
+    assert len(pieces) >= 3 and "".join(pieces).strip().endswith("word39")

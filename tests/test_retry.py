@@ -114,9 +114,8 @@ def test_retry_does_not_reach_into_the_last_session(companion_home: Path) -> Non
     llm = FakeLLM(["Bye then.", "Hello again!"])
     with open_test_companion(companion_home, llm=llm, user="theo") as c:
         c.say("see you tomorrow").text()
-    with open_test_companion(companion_home, llm=llm, user="theo") as c:
-        with pytest.raises(InputError):
-            c.retry()
+    with open_test_companion(companion_home, llm=llm, user="theo") as c, pytest.raises(InputError):
+        c.retry()
     assert [t[1] for t in turns(companion_home)] == ["see you tomorrow", "Bye then."]
 
 

@@ -96,7 +96,9 @@ def test_completion_is_a_companion_turn_stored_like_the_chat(
 
 
 def test_streamed_completion_and_usage(client: openai.OpenAI, llm: FakeLLM) -> None:
-    llm.enqueue("Sure. One two three four.")  # the reply guard holds back "Sure." alone
+    # the reply guard holds back the first clause ("Sure. One two three four."); the rest
+    # streams a sentence at a time
+    llm.enqueue("Sure. One two three four. Five six seven eight. Nine ten eleven twelve.")
     stream = client.chat.completions.create(
         model="samantha",  # case does not matter
         messages=[{"role": "user", "content": "Count for me."}],
@@ -106,7 +108,7 @@ def test_streamed_completion_and_usage(client: openai.OpenAI, llm: FakeLLM) -> N
     chunks = list(stream)
     assert chunks[0].choices[0].delta.role == "assistant"
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-    assert text == "Sure. One two three four."
+    assert text == "Sure. One two three four. Five six seven eight. Nine ten eleven twelve."
     assert len([c for c in chunks if c.choices and c.choices[0].delta.content]) >= 3  # pieces
     finals = [c.choices[0].finish_reason for c in chunks if c.choices]
     assert finals[-1] == "stop" and set(finals[:-1]) == {None}
@@ -253,7 +255,8 @@ def test_server_sessions_condense_memory_as_the_chat_does(companion_home: Path) 
 def test_a_client_leaving_mid_stream_stops_the_reply_and_keeps_it(
     companion_home: Path,
 ) -> None:
-    llm = FakeLLM(["word " * 200], delay=0.02)
+    # words that do not repeat, so the reply guard lets the stream through at once
+    llm = FakeLLM([" ".join(f"word{i}" for i in range(200))], delay=0.02)
     server = open_test_server(companion_home, llm=llm, user="theo")
     with serving(server) as url:
         body = {"messages": [{"role": "user", "content": "talk"}], "stream": True}
@@ -330,7 +333,7 @@ def test_concurrent_requests_queue_for_the_one_model(companion_home: Path) -> No
 
 
 def test_a_full_queue_is_refused_with_503(companion_home: Path) -> None:
-    llm = FakeLLM(["slow " * 100], delay=0.02)
+    llm = FakeLLM([" ".join(f"slow{i}" for i in range(100))], delay=0.02)
     server = open_test_server(companion_home, llm=llm, settings=ServeSettings(max_queue=1))
     with serving(server) as url, httpx.Client(base_url=url, timeout=30) as http:
         body = {"messages": [{"role": "user", "content": "hi"}], "stream": True}
@@ -396,3 +399,22 @@ def test_the_pool_closes_the_least_recently_used_and_the_idle(companion_home: Pa
     with Companion.open(user="b", model=FakeLLM(), home=companion_home) as c:
         ended = c.store.sessions("b")
         assert ended[0].ended_at is not None  # closing ended b's session
+
+
+def test_openai_penalties_reach_the_sampler_for_that_turn(
+    client: openai.OpenAI, llm: FakeLLM
+) -> None:
+    llm.enqueue("Lovely.", "Sure.")
+    client.chat.completions.create(
+        model="Samantha",
+        messages=[{"role": "user", "content": "tell me about the sea"}],
+        frequency_penalty=0.5,
+        presence_penalty=0.25,
+    )
+    params = llm.params[-1]
+    assert (params.frequency_penalty, params.presence_penalty) == (0.5, 0.25)
+    assert params.echo_text == "tell me about the sea"  # her own guards stay on
+    client.chat.completions.create(
+        model="Samantha", messages=[{"role": "user", "content": "and the sky?"}]
+    )
+    assert (llm.params[-1].frequency_penalty, llm.params[-1].presence_penalty) == (0.0, 0.0)

@@ -323,8 +323,9 @@ def test_export_user_is_json_and_complete(store: Store) -> None:
     ]
     assert data["turns"][2]["interrupted"] is True
     assert {f["text"] for f in data["facts"]} == {
-        "User's sister is called Maya.", "User lives in Boston."
+        "User's sister is called Maya.", "User's sister Maya loves jazz.", "User lives in Boston."
     }
+    assert [t["flagged"] for t in data["turns"]] == [False, False, False]
     assert data["states"]["Samantha"]["state"] == {"mood": {"valence": 0.3}}
     other_ids = {t["id"] for t in store.export_user("amy")["turns"]}
     assert other_ids.isdisjoint(t["id"] for t in data["turns"])
@@ -334,7 +335,7 @@ def test_erase_user_removes_everything_including_the_index(store: Store) -> None
     _fill(store, "theo")
     _fill(store, "amy")
     counts = store.erase_user("theo")
-    assert counts == {"facts": 2, "states": 1, "turns": 3, "sessions": 1}
+    assert counts == {"facts": 3, "states": 1, "turns": 3, "sessions": 1}
     assert store.users() == ["amy"]
     assert store.export_user("theo")["turns"] == []
     conn = store.conn

@@ -130,6 +130,7 @@ class ChatLoop:
         self.out.write(f"{safe(self.companion.persona.name, one_line=True)}: ")
         self.out.flush()
         held = ""
+        unstored: StoreError | None = None
         # With --speak each piece is also handed to the speaker, which only speaks.
         spoken = self._start_speaking()
         try:
@@ -150,10 +151,11 @@ class ChatLoop:
             self.out.write(f"{safe(held)} [stopped]")
         except StoreError as exc:  # e.g. locked: the reply was seen but could not be kept
             self.out.write(safe(held))
-            self.out.write("\n")
-            echo(f"(this reply could not be stored: {exc})", self.err)
+            unstored = exc
         self.out.write("\n")
         self.out.flush()
+        if unstored is not None:
+            echo(f"(this reply could not be stored: {unstored})", self.err)
         for note in reply.notes:
             echo(f"(note: {note})", self.err)
 
@@ -256,7 +258,8 @@ def run_chat(args: argparse.Namespace) -> int:
     home = data_dir()
 
     def progress(message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
+        echo(message, sys.stderr)
+        sys.stderr.flush()
 
     speaker: Speaker | None = None
     if getattr(args, "speak", False) or getattr(args, "save_audio", None):

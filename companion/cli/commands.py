@@ -110,7 +110,7 @@ def _export(ctx: CommandContext, arg: str) -> None:
     try:
         write_private(path, to_json(c.export()), force=force)
     except InputError as exc:
-        if "already exists" in str(exc):
+        if isinstance(exc.__cause__, FileExistsError):
             raise InputError(f"{path} already exists; /export {arg} --force replaces it") from exc
         raise
     echo(f"(exported to {path})", ctx.out)

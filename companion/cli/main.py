@@ -15,6 +15,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from companion.cli.doctor import add_doctor_parser
 from companion.cli.encrypt import add_encrypt_parser
@@ -24,10 +25,20 @@ from companion.cli.serve import add_serve_parser
 from companion.cli.voice import add_voice_parser
 from companion.errors import CompanionError
 from companion.paths import check_user_name, ensure_data_dir
+from companion.text import safe
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its error line (which quotes what was typed) cleaned of escapes."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {safe(message, one_line=True)}\n")
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--user", help="whose conversation and memory (default: your login name)")
+    p.add_argument("--user", help="whose conversation and memory (default: your login name); "
+                                  "letters, digits and _ . @ + -")
     p.add_argument(
         "--model",
         help="model name, local path, .gguf file, hub id, 'fake', or openai:URL#MODEL (remote)",
@@ -37,7 +48,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser: argparse.ArgumentParser = _Parser(
         prog="companion",
         description="An offline companion that remembers you. Runs on your machine only.",
     )

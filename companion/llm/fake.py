@@ -29,7 +29,8 @@ def _default_responder(messages: Sequence[Message]) -> str:
     words = last.split()
     if not words:
         return "I'm here. What's on your mind?"
-    topic = " ".join(words[-6:]).rstrip(".!?")
+    # A few of the user's last words (not so many that the reply guard takes it for an echo).
+    topic = " ".join(words[-3:]).rstrip(".!?")
     return f"Mm, {topic}. Tell me more about that?"
 
 

@@ -77,6 +77,7 @@ def row_to_turn(row: sqlite3.Row) -> Turn:
         content=row["content"],
         created_at=from_text(row["created_at"]),
         interrupted=bool(row["interrupted"]),
+        flagged=bool(row["flagged"]),
     )
 
 

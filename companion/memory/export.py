@@ -26,12 +26,13 @@ def export_user(conn: sqlite3.Connection, user_id: str) -> dict[str, Any]:
     names = migrations.applied(conn)
     turns = _dicts(
         conn,
-        """SELECT id, session_id, role, content, created_at, interrupted
+        """SELECT id, session_id, role, content, created_at, interrupted, flagged
            FROM turns WHERE user_id = ? ORDER BY id""",
         user_id,
     )
     for turn in turns:
         turn["interrupted"] = bool(turn["interrupted"])
+        turn["flagged"] = bool(turn["flagged"])
     states = {
         row["persona"]: {"state": json.loads(row["state"]), "updated_at": row["updated_at"]}
         for row in conn.execute(

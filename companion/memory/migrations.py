@@ -12,8 +12,10 @@ Schema (after every migration here):
     one row per user id; everything below references it.
 ``sessions(id, user_id, started_at, ended_at)``
     a run of turns from one sitting.
-``turns(id, user_id, session_id, role, content, created_at, interrupted)``
-    every stored utterance; ``interrupted`` marks a reply cut short.
+``turns(id, user_id, session_id, role, content, created_at, interrupted, flagged)``
+    every stored utterance; ``interrupted`` marks a reply cut short, ``flagged``
+    a reply the reply guard could not fix: kept as said, not shown to the model
+    again (m004).
 ``persona_states(user_id, persona, state, updated_at)``
     the persona's evolving state towards a user, as JSON text.
 ``facts(id, user_id, kind, text, key, keywords, source_turn_id, first_stated_at,
@@ -211,6 +213,15 @@ def m003_long_term(conn: sqlite3.Connection) -> None:
         """CREATE TRIGGER facts_au_embeddings AFTER UPDATE OF text ON facts BEGIN
             DELETE FROM embeddings WHERE kind = 'fact' AND item_id = old.id;
         END""",
+    )
+
+
+@migration
+def m004_flagged_replies(conn: sqlite3.Connection) -> None:
+    _run(
+        conn,
+        "ALTER TABLE turns ADD COLUMN flagged INTEGER NOT NULL DEFAULT 0 "
+        "CHECK (flagged IN (0, 1))",
     )
 
 

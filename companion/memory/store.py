@@ -259,9 +259,11 @@ class Store:
         now: datetime,
         *,
         interrupted: bool = False,
+        flagged: bool = False,
     ) -> Turn:
         """Store one utterance; it is on disk when this returns (or when the
-        enclosing transaction commits)."""
+        enclosing transaction commits). ``flagged``: a reply the reply guard
+        could not fix (see :class:`~companion.types.Turn`)."""
         check_user_id(user_id)
         check_role(role)
         created = to_text(now)
@@ -272,9 +274,10 @@ class Store:
             if owner is None or owner["user_id"] != user_id:
                 raise ValueError(f"session {session_id} is not a session of user {user_id!r}")
             cur = conn.execute(
-                """INSERT INTO turns (user_id, session_id, role, content, created_at, interrupted)
-                   VALUES (?, ?, ?, ?, ?, ?)""",
-                (user_id, session_id, role, content, created, int(interrupted)),
+                """INSERT INTO turns (user_id, session_id, role, content, created_at,
+                                      interrupted, flagged)
+                   VALUES (?, ?, ?, ?, ?, ?, ?)""",
+                (user_id, session_id, role, content, created, int(interrupted), int(flagged)),
             )
         assert cur.lastrowid is not None
         return Turn(
@@ -285,6 +288,7 @@ class Store:
             content=content,
             created_at=from_text(created),
             interrupted=interrupted,
+            flagged=flagged,
         )
 
     def amend_turn(self, turn_id: int, content: str, *, interrupted: bool) -> Turn | None:

@@ -208,10 +208,11 @@ def import_user(conn: sqlite3.Connection, data: Any, user_id: str) -> dict[str, 
     turn_ids: dict[int, int] = {}
     for t in data["turns"]:
         cur = conn.execute(
-            """INSERT INTO turns (user_id, session_id, role, content, created_at, interrupted)
-               VALUES (?, ?, ?, ?, ?, ?)""",
+            """INSERT INTO turns (user_id, session_id, role, content, created_at, interrupted,
+                                  flagged)
+               VALUES (?, ?, ?, ?, ?, ?, ?)""",
             (user_id, session_ids[t["session_id"]], t["role"], t["content"], t["created_at"],
-             int(bool(t.get("interrupted")))),
+             int(bool(t.get("interrupted"))), int(t.get("flagged") is True)),
         )
         turn_ids[t["id"]] = int(cur.lastrowid or 0)
     facts = 0

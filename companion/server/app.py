@@ -231,6 +231,8 @@ class CompanionServer:
             max_tokens=chat.reply_tokens,
             seed=chat.seed,
             stop=chat.stops,
+            frequency_penalty=chat.frequency_penalty,
+            presence_penalty=chat.presence_penalty,
         )
         headers = {"X-Companion-User": header_safe(turn.user)}
         if any(m.role in ("system", "developer") for m in chat.messages):

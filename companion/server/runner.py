@@ -47,6 +47,8 @@ class TurnRequest:
     max_tokens: int | None = None
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +193,8 @@ class TurnRunner:
         started = time.perf_counter()
         reply = session.companion.say(
             req.text, temperature=req.temperature, top_p=req.top_p, max_tokens=req.max_tokens,
-            seed=req.seed, stop=req.stop,
+            seed=req.seed, stop=req.stop, frequency_penalty=req.frequency_penalty,
+            presence_penalty=req.presence_penalty,
         )  # fmt: skip
         recall = session.memory.seconds
         self.metrics.observe("recall", recall)

@@ -6,8 +6,10 @@ raises :class:`ApiError`, which the app sends as an OpenAI-style error object
 
 - the standard OpenAI fields; ``temperature``, ``top_p``, ``max_tokens`` (or
   ``max_completion_tokens``), ``stop``, ``seed``, ``stream``,
-  ``stream_options.include_usage`` and ``user`` are honoured; the penalties,
-  ``logit_bias``, ``metadata``, ``store``, ``service_tier`` and the like are
+  ``stream_options.include_usage``, ``user``, and ``frequency_penalty`` and
+  ``presence_penalty`` (the sampler's additive penalties over the reply's
+  tokens, on top of her own DRY and echo guards) are honoured; ``logit_bias``,
+  ``metadata``, ``store``, ``service_tier`` and the like are
   accepted and ignored; what cannot be honoured (``n`` > 1, tools, logprobs,
   JSON output, images) is refused with 400 naming the field;
 - any other top-level field is refused (400, listing them all);
@@ -139,9 +141,9 @@ class ChatRequest(BaseModel):
     tool_choice: Any = None
     functions: list[Any] | None = Field(None, max_length=0)
     function_call: Any = None
-    # Accepted and ignored:
     presence_penalty: float | None = Field(None, ge=-2, le=2)
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
+    # Accepted and ignored:
     logit_bias: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
     store: bool | None = None
