@@ -543,8 +543,11 @@ class Companion:
         # reply ends where the note's own opening words would begin.
         t = self.prompts.templates(**names)
         leaks = (t.context_header, t.memories.split("{facts}")[0].strip())
+        # ... or a line that starts like one of the note's lines, or a list
+        starts = tuple(f"\n{' '.join(s.split()[:3])}" for s in leaks if s)
         stops = tuple(dict.fromkeys((
             f"\n{name}:", f"\n{self.user}:", "\nUser:", "\nuser:", *(s for s in leaks if s),
+            *starts, "\n- ",
         )))  # fmt: skip
         params = generation_params(
             self.config, self.persona.sampling, stop=stops, prefill=prefill, echo=user_text,

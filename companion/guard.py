@@ -3,7 +3,8 @@
 A small model sometimes answers by copying the user's words back, introduces
 herself again, starts the same way as her last reply, or talks like a help
 desk. The guard holds back the first clause of the stream (up to the first
-comma or sentence end, or :data:`CLAUSE_WORDS` words), checks it with the rules
+comma or sentence end after at least four words, or :data:`MAX_CLAUSE_WORDS`
+words), checks it with the rules
 of :mod:`companion.replycheck`, and on a hit samples again (another seed,
 stronger penalties: the caller's ``attempt(n)`` decides), at most ``retries``
 times. The prompt is cached by then, so a retry costs only the few tokens of the
@@ -30,9 +31,7 @@ from companion.replycheck import (
     words,
 )
 
-#: Words held back before the check (later sentences are checked as they end).
-CLAUSE_WORDS = 5
-#: Most words held back, while the reply is copying the user's words.
+#: Most words held back before the check (later sentences are checked as they end).
 MAX_CLAUSE_WORDS = 10
 #: Words of a sentence held back at most before it is checked and shown.
 PIECE_WORDS = 14
@@ -75,6 +74,8 @@ def problem(clause: str, ctx: Context) -> str | None:
         return "echo"
     if ctx.has_spoken and introduces_herself(clause, ctx.persona_name):
         return "identity"
+    if takes_on(w, user, 3):
+        return "identity"
     if repeats(clause, 3):
         return "loop"
     last = words(ctx.last_reply)
@@ -86,19 +87,54 @@ def problem(clause: str, ctx: Context) -> str | None:
 
 
 def clause_done(text: str, user_text: str = "") -> bool:
-    """The held-back text is long enough to check: :data:`CLAUSE_WORDS` words, or
-    a clause that has ended after at least :data:`ECHO_RUN` words; but while its
-    last words are still copying ``user_text`` it is held on (up to
-    :data:`MAX_CLAUSE_WORDS`), to see whether the copy becomes an echo."""
+    """The held-back text is long enough to check: a clause that has ended after
+    at least :data:`ECHO_RUN` words, or :data:`MAX_CLAUSE_WORDS` words; while its
+    last words are copying ``user_text``, it waits for more."""
     w = words(text)
     if len(w) >= MAX_CLAUSE_WORDS:
         return True
     if _copying(w, words(user_text)):
         return False
-    if len(w) >= CLAUSE_WORDS:
-        return True
     ends = [m.start() for m in _CLAUSE_END.finditer(text)]
     return any(len(words(text[:end])) >= ECHO_RUN for end in ends)
+
+
+_FIRST_PERSON = frozenset(("i", "i'm", "i've", "i'd", "i'll", "my", "me", "we", "we're", "our"))
+_SECOND_PERSON = frozenset(("you", "your", "you're", "you've", "yours"))
+_FILLER = frozenset(
+    "a an the and or but so to of for in on at by with from about as is am are was were be "
+    "been being do does did have has had it its this that these those there here just really "
+    "very too also not no yes oh well like".split()
+)
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ing", "ed", "es", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)].rstrip("e")
+    return word.rstrip("e")
+
+
+def takes_on(reply: list[str], user: list[str], least: int) -> bool:
+    """She says, in the first person, what the user said of themselves: the user
+    spoke of "I"/"my", and right after one of her own "I"/"my" come at least
+    ``least`` content words, three quarters of them the user's (stems compared),
+    with no "you" among them ("I'm writing letters for others at a company"
+    after "I write letters for other people at a company"; not "I'm sorry about
+    your divorce")."""
+    if not (_FIRST_PERSON & set(user)):
+        return False
+    theirs = {_stem(x) for x in user if x not in _FILLER}
+    for start, word in enumerate(reply):
+        if word not in _FIRST_PERSON:
+            continue
+        after = reply[start + 1 : start + 8]
+        if _SECOND_PERSON & set(after):
+            continue
+        content = [_stem(x) for x in after if x not in _FILLER and x not in _FIRST_PERSON]
+        if len(content) >= least and sum(c in theirs for c in content) >= 0.75 * len(content):
+            return True
+    return False
 
 
 def _copying(reply: list[str], user: list[str]) -> bool:
@@ -205,6 +241,8 @@ def sentence_problem(sentence: str, said: str, ctx: Context) -> str | None:
     if longest_run(words(said[start:] + sentence), words(ctx.user_text)) >= 6:
         return "echo"
     if ctx.has_spoken and introduces_herself(sentence, ctx.persona_name):
+        return "identity"
+    if takes_on(w, words(ctx.user_text), 3):
         return "identity"
     if help_desk(sentence) or help_desk(said[-30:] + sentence):
         return "assistant"

@@ -130,13 +130,17 @@ def test_locked_database_is_a_clear_error(companion_home: Path) -> None:
     assert "locked" in out.stderr
 
 
+# Words that never repeat, so that the reply guard lets the whole story through.
+LONG_STORY = "one two three four five six seven eight nine ten " + " ".join(
+    f"then{i}" for i in range(190))
+
 SLOW_CHAT = textwrap.dedent(
-    """
+    f"""
     import sys
     from pathlib import Path
     from companion import Companion, FakeLLM
     from companion.cli.chat import ChatLoop, _stdin_reader
-    llm = FakeLLM(["one two three four five six seven eight nine ten " * 20], delay=0.05)
+    llm = FakeLLM([{LONG_STORY!r}], delay=0.05)
     home = Path(sys.argv[1])
     c = Companion.open(user="theo", model=llm, home=home)
     ChatLoop(c, _stdin_reader(sys.stdin), sys.stdout, sys.stderr, home).run(greet=False)
@@ -167,7 +171,7 @@ def test_sigint_during_a_reply_stops_it_and_keeps_it(companion_home: Path) -> No
     assert turns[0] == ("user", "tell me a long story", 0)
     role, content, interrupted = turns[1]
     assert role == "assistant" and interrupted == 1 and "three" in str(content)
-    assert len(str(content)) < len("one two three four five six seven eight nine ten " * 20)
+    assert len(str(content)) < len(LONG_STORY)
     assert turns[2][:2] == ("user", "and then?")
 
 

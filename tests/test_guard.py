@@ -96,14 +96,14 @@ def test_clause_done() -> None:
     assert not clause_done("Letters for")
     assert not clause_done("Letters for strangers, ")  # 3 words and an end: not yet
     assert clause_done("Letters for your strangers, ")
-    assert not clause_done("one two three four")
+    assert not clause_done("one two three four five six seven eight nine")
     assert not clause_done("Oh, so you write ")  # an interjection does not end the clause
-    assert clause_done("one two three four five")
+    assert clause_done("one two three four five six seven eight nine ten")
     # while the last words copy the user's, the clause is held on (up to 10 words)
     user = "I write letters for other people at a company."
     assert not clause_done("Oh, so you write letters", user)
-    assert clause_done("Oh, so you write letters for other", user)  # a run of 4: check it
-    assert clause_done("Oh, so you write poems", user)
+    assert clause_done("Oh, so you write letters for other people,", user)
+    assert clause_done("Oh, so you write poems, ", user)
     assert clause_done(" ".join(["write letters"] * 5), user)
 
 
@@ -117,10 +117,10 @@ def test_a_good_reply_passes_through_untouched_and_streams() -> None:
     first = next(stream)
     # only the first clause was read before it went out; the rest streams a
     # sentence at a time, each one checked before it is shown
-    assert first == "Letters for strangers? That's oddly "  # CLAUSE_WORDS words
+    assert first == "Letters for strangers? That's oddly romantic. "
     assert attempts.pulled[0] < len(GOOD.split(" "))
     rest = list(stream)
-    assert rest == ["romantic. ", "Do you ever read them aloud? "]
+    assert rest == ["Do you ever read them aloud? "]
     assert (first + "".join(rest)).strip() == GOOD
     assert attempts.made == [0]
     assert outcome == GuardOutcome(resampled=0, problems=(), failed=False, trimmed=False)
