@@ -179,11 +179,13 @@ def probe_score(tally: Tally, answer: str, facts: list[str]) -> None:
 # -- running -----------------------------------------------------------------
 
 
-def run_companion(llm: Any, chat: Chat, turns: int, seed: int, tally: Tally) -> list[str]:
+def run_companion(
+    llm: Any, chat: Chat, turns: int, seed: int, tally: Tally, persona: Any = None
+) -> list[str]:
     lines = chat.lines[:turns]
     transcript = []
     with tempfile.TemporaryDirectory() as home:
-        c = Companion.open(user="guest", model=llm, home=home, seed=seed)
+        c = Companion.open(user="guest", model=llm, home=home, seed=seed, persona=persona)
         try:
             for turn, line in enumerate([*lines, PROBE]):
                 started = time.perf_counter()
@@ -262,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-baseline", action="store_true")
     ap.add_argument("--coverage", type=int, default=0, help="MSC extraction episodes")
     ap.add_argument("--show", type=int, default=1, help="transcripts to print")
+    ap.add_argument("--no-examples", action="store_true",
+                    help="the default persona without its example dialogue")
     args = ap.parse_args(argv)
 
     from companion.config import load_config
@@ -271,6 +275,17 @@ def main(argv: list[str] | None = None) -> int:
     name = args.model or config.model
     llm = load_llm(name, threads=args.threads, quantize=config.quantize)
     print(f"model {name}; {machine()}")
+    from dataclasses import replace
+
+    from companion.memory.embed import default_embedder
+    from companion.persona import load_persona
+
+    persona = load_persona(config.persona)
+    if args.no_examples:
+        persona = replace(persona, mes_example="")
+    embedder = default_embedder()
+    if embedder is not None:  # loaded once, before any timing
+        embedder.embed(["warm up"])
     ours, plain = Tally(), Tally()
     shown = 0
     for i, chat in enumerate(chats(args.path)):
@@ -278,7 +293,9 @@ def main(argv: list[str] | None = None) -> int:
             break
         if len(chat.lines) < 2:
             continue
-        transcript = run_companion(llm, chat, args.turns, seed=1000 + i, tally=ours)
+        transcript = run_companion(
+            llm, chat, args.turns, seed=1000 + i, tally=ours, persona=persona
+        )
         if shown < args.show:
             print(f"\n--- {chat.name} (companion) ---\n" + "\n".join(transcript))
             shown += 1

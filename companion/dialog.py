@@ -43,6 +43,7 @@ from companion.persona import (
 )
 from companion.prompt import Note, Prompt, PromptInput, build_prompt
 from companion.prompts import Prompts, load_prompts
+from companion.recollect import MEMORY_QUESTION_FACTS, about, is_memory_question, to_you
 from companion.reply import Finished, Reply
 from companion.text import clean_message
 from companion.timefmt import ago, local_clock
@@ -64,26 +65,10 @@ CLOCK_STEP_MINUTES = 10
 
 _NAME = re.compile(r"name is ([^.,;]+)", re.IGNORECASE)
 
-#: "Do you remember ...?", "What do you know about me?": answered from memory.
-_MEMORY_QUESTION = re.compile(
-    r"\b(?:do|did|can|don't|do not) you (?:still |even )?(?:remember|recall|know)\b"
-    r"|\bwhat (?:do|did) you (?:know|remember|recall)\b|\bwhat have i told you\b"
-    r"|\b(?:remember|recall) (?:what|when|where|who|my|me)\b",
-    re.IGNORECASE,
-)
-#: Facts put in front of the model for a question about what she remembers.
-MEMORY_QUESTION_FACTS = 8
 
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def _about(fact: str, name: str) -> str:
-    """A stored fact ("User's sister Maya ...") told about the user by name."""
-    if not name or name == "User":
-        return fact
-    return re.sub(r"\bUser(?='s\b|\b)", lambda _m: name, fact)
 
 
 def _forgot(removed: list[MemoryItem]) -> str:
@@ -263,7 +248,7 @@ class Companion:
             return self._reply_from(iter([_forgot(removed)]))
         now = self._clock()
         recalled = self.memory.recall(self.user, text, limit=self.config.recall_limit)
-        question = _MEMORY_QUESTION.search(text) is not None
+        question = is_memory_question(text)
         if question:
             recalled = self._with_all_facts(recalled)
         last_talked = self._state.relationship.last_seen
@@ -282,8 +267,8 @@ class Companion:
             self._notes[turn.id] = prompt.note
         self.swipes = []
         return self._reply(
-            prompt, names, overrides=settings, user_text=text,
-            prefill=self._answer_prefill(question, recalled, names),
+            self._with_recap(prompt, question, recalled, names), names, overrides=settings,
+            user_text=text, prefill=self._answer_prefill(question, recalled, names),
         )
 
     def retry(self, **overrides: Any) -> Reply[Turn | None]:
@@ -306,10 +291,8 @@ class Companion:
         ):
             raise InputError("nothing to retry yet: say something first")
         old, asked = window[-1], window[-2]
-        self.store.delete_turn(old.id)
-        self.swipes.append(old.content)
         names = self._names()
-        question = _MEMORY_QUESTION.search(asked.content) is not None
+        question = is_memory_question(asked.content)
         recalled = self.memory.recall(self.user, asked.content, limit=self.config.recall_limit)
         if question:
             recalled = self._with_all_facts(recalled)
@@ -320,10 +303,28 @@ class Companion:
         )
         if asked.id in self._notes:  # the note it was first answered with keeps the cache
             prompt = self._with_note(prompt, self._notes[asked.id])
+        # Only now, with the new prompt ready, does the old reply go.
+        self.store.delete_turn(old.id)
+        self.swipes.append(old.content)
         return self._reply(
-            prompt, names, overrides=settings, user_text=asked.content,
+            self._with_recap(prompt, question, recalled, names), names, overrides=settings,
+            user_text=asked.content,
             attempt=len(self.swipes), prefill=self._answer_prefill(question, recalled, names),
         )
+
+    def _with_recap(
+        self, prompt: Prompt, question: bool, recalled: list[MemoryItem], names: dict[str, str]
+    ) -> Prompt:
+        """For a question about what she remembers: the facts once more, after the
+        question, worded as she would say them to the user (a small model answers
+        from what is nearest)."""
+        facts = [m.text for m in recalled if m.kind not in ("episode", "summary")]
+        if not question or not facts:
+            return prompt
+        text = fill(self.prompts.memory_recap, **names).format(
+            facts="\n".join(f"- {to_you(f)}" for f in facts)
+        )
+        return dataclass_replace(prompt, messages=(*prompt.messages, Message("system", text)))
 
     def _answer_prefill(
         self, question: bool, recalled: list[MemoryItem], names: dict[str, str]
@@ -471,7 +472,7 @@ class Companion:
                 history=[Message(t.role, t.content) for t in window],
                 history_ordinal=ordinal,
                 history_notes=[self._notes.get(t.id) for t in window],
-                memories=[_about(m.text, names["user"]) for m in memories or ()],
+                memories=[about(m.text, names["user"]) for m in memories or ()],
                 memory_quotes=quotes,
                 state=render_state(
                     state, self.persona, now=now, user_name=names["user"], last_talked=last_talked
@@ -483,7 +484,6 @@ class Companion:
                 ),
                 user=user,
                 examples=self._examples(stable),
-                restate_memories=question,
             ),
             count=self.llm.count_tokens,
             budget=budget - (reply_tokens or self.config.max_tokens),

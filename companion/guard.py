@@ -19,6 +19,7 @@ first one that fails, rather than saying it.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -101,11 +102,12 @@ def clause_done(text: str, user_text: str = "") -> bool:
 
 _FIRST_PERSON = frozenset(("i", "i'm", "i've", "i'd", "i'll", "my", "me", "we", "we're", "our"))
 _SECOND_PERSON = frozenset(("you", "your", "you're", "you've", "yours"))
-_FILLER = frozenset(
+_FILLER_WORDS = (
     "a an the and or but so to of for in on at by with from about as is am are was were be "
     "been being do does did have has had it its this that these those there here just really "
-    "very too also not no yes oh well like".split()
+    "very too also not no yes oh well like"
 )
+_FILLER = frozenset(_FILLER_WORDS.split())
 
 
 def _stem(word: str) -> str:
@@ -180,27 +182,34 @@ def guarded(
             found.append(issue)
             outcome.failed = True
         outcome.problems = tuple(found)
+        # What came in the same chunk after the clause's end is checked with the
+        # next sentence, not shown with the clause.
+        cut = clause_end(head)
+        head, carry = head[:cut], head[cut:]
         try:
             if head:
                 yield head
             if outcome.failed:  # it went out as it was: no point trimming it
+                if carry:
+                    yield carry
                 yield from stream
             else:
-                yield from _sentences_after(head, stream, ctx, outcome)
+                yield from _sentences_after(head, stream, ctx, outcome, carry)
         finally:
             _close(stream)
         return
 
 
 def _sentences_after(
-    head: str, stream: Iterator[str], ctx: Context, outcome: GuardOutcome
+    head: str, stream: Iterator[str], ctx: Context, outcome: GuardOutcome, pending: str = ""
 ) -> Iterator[str]:
     """The rest of the reply, a sentence at a time; it ends before a sentence
-    that goes wrong (see :func:`sentence_problem`) instead of saying it."""
-    said, pending = head, ""
+    that goes wrong (see :func:`sentence_problem`) instead of saying it.
+    ``pending`` is text already read after the first clause."""
+    said = head
     held: BaseException | None = None
     try:
-        for chunk in stream:
+        for chunk in itertools.chain([""], stream):
             pending += chunk
             while (cut := _piece_end(pending)) > 0:
                 sentence, pending = pending[:cut], pending[cut:]
@@ -217,6 +226,19 @@ def _sentences_after(
         outcome.trimmed = True
     if held is not None:
         raise held
+
+
+def clause_end(text: str) -> int:
+    """Where the first clause that :func:`clause_done` accepts ends in ``text``
+    (after its punctuation and the space after it); ``len(text)`` when it was
+    accepted for its length."""
+    for m in _CLAUSE_END.finditer(text):
+        if len(words(text[: m.start()])) >= ECHO_RUN:
+            end = m.end()
+            while end < len(text) and text[end] in " \t\"'\u201d\u2019)]":
+                end += 1
+            return end
+    return len(text)
 
 
 def _piece_end(text: str) -> int:

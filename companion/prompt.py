@@ -94,9 +94,6 @@ class PromptInput:
     #: The persona's example dialogue, as earlier turns; used while it fits
     #: beside the whole history, left out (all of it) once the history needs the room.
     examples: Sequence[Message] = ()
-    #: Write every memory into this turn's note, even those an earlier note in
-    #: the window already gave (the user asked what she remembers).
-    restate_memories: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,10 +171,7 @@ def _delta_note(
     new_state = tuple(
         (i, line) for i, line in enumerate(inp.state.splitlines()) if state_now.get(i) != line
     )
-    if inp.restate_memories:
-        new_memories = tuple(memories)
-    else:
-        new_memories = tuple(m for m in memories if m not in seen and m not in history_text)
+    new_memories = tuple(m for m in memories if m not in seen and m not in history_text)
     new_memories = new_memories[:max_new_memories]
     remind = users_since_post is None or users_since_post >= remind_every
     post = bool(inp.post_history) and (remind or bool(inp.instruction))

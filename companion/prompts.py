@@ -25,6 +25,7 @@ class Prompts:
     greeting_prefill: str
     memory_question: str
     memory_prefill: str
+    memory_recap: str
     examples_start: str
     examples_skipped: str
 
@@ -61,6 +62,7 @@ def load_prompts() -> Prompts:
         greeting_prefill=_get(data, "greeting", "returning_prefill", source),
         memory_question=_get(data, "memory", "question", source),
         memory_prefill=_get(data, "memory", "answer_prefill", source),
+        memory_recap=_get(data, "memory", "recap", source),
         examples_start=_get(data, "examples", "chat_start", source),
         examples_skipped=_get(data, "examples", "skipped", source),
     )

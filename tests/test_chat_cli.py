@@ -403,3 +403,100 @@ def test_a_reply_printed_in_full_is_stored_even_if_killed_at_once(companion_home
     assert "said." in seen
     turns = db_rows(companion_home, "select role, content from turns order by id")
     assert turns == [("user", "say it all"), ("assistant", "all of it, said.")]
+
+
+# -- /retry (issue 13): another reply to the last message, shown like any reply ------
+
+FIRST = "Hello there. It is good to hear from you."
+SECOND = "Hey you. How was your day, really?"
+THIRD = "Oh, hi! I was just thinking about you."
+
+
+def test_retry_replaces_the_reply_and_is_printed_and_spoken_like_one(
+    companion_home: Path,
+) -> None:
+    import io
+
+    from companion.cli.chat import ChatLoop
+    from companion.testing import FakeLLM, open_test_companion
+    from companion.voice.speaker import NoSpeaker, Speaker
+    from companion.voice.tts.fake import FakeTTS
+
+    c = open_test_companion(companion_home, llm=FakeLLM([FIRST, SECOND, THIRD]), user="theo")
+    tts = FakeTTS()
+    lines = iter(["hi", "/retry", "/retry"])
+
+    def read(_prompt: str) -> str:
+        try:
+            return next(lines)
+        except StopIteration:
+            raise EOFError from None
+
+    out, err = io.StringIO(), io.StringIO()
+    loop = ChatLoop(c, read, out, err, companion_home, Speaker(NoSpeaker(), tts))
+    assert loop.run(greet=False) == 0
+    loop.finish_speaking()
+    c.close()
+    printed = out.getvalue()
+    assert printed == f"Samantha: {FIRST}\nSamantha: {SECOND}\nSamantha: {THIRD}\n"
+    assert "(reply 2 of 2; /retry for another)" in err.getvalue()
+    assert "(reply 3 of 3; /retry for another)" in err.getvalue()
+    assert " ".join(tts.texts).split()[-len(THIRD.split()):] == THIRD.split()  # spoken too
+    turns = db_rows(companion_home, "select role, content, interrupted from turns order by id")
+    assert turns == [("user", "hi", 0), ("assistant", THIRD, 0)]
+
+
+def test_retry_with_no_reply_yet_is_one_line_and_changes_nothing(companion_home: Path) -> None:
+    out = run(companion_home, "chat", "--model", "fake", "--user", "theo",
+              stdin="/retry\nhello\n/new\n/retry\n")
+    assert out.returncode == 0, out.stderr
+    errors = [line for line in out.stderr.splitlines() if "retry" in line]
+    assert errors == ["(error: nothing to retry yet: say something first)"] * 2
+    assert "Traceback" not in out.stderr
+    turns = db_rows(companion_home, "select role, content from turns order by id")
+    # the first greeting, the answer to "hello", the second session's greeting: all kept
+    assert [r for r, _ in turns] == ["assistant", "user", "assistant", "assistant"]
+    assert turns[1] == ("user", "hello")
+    assert out.stdout.count("Samantha: ") == 3  # no reply printed for either /retry
+
+
+RETRY_CHAT = textwrap.dedent(
+    f"""
+    import sys
+    from pathlib import Path
+    from companion import Companion, FakeLLM
+    from companion.cli.chat import ChatLoop, _stdin_reader
+    llm = FakeLLM([{FIRST!r}, {LONG_STORY!r}], delay=0.05)
+    home = Path(sys.argv[1])
+    c = Companion.open(user="theo", model=llm, home=home)
+    ChatLoop(c, _stdin_reader(sys.stdin), sys.stdout, sys.stderr, home).run(greet=False)
+    c.close()
+    """
+)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_ctrl_c_during_a_retry_keeps_the_new_reply_as_interrupted(companion_home: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", RETRY_CHAT, str(companion_home)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    assert proc.stdin and proc.stdout
+    proc.stdin.write("hi\n/retry\n")
+    proc.stdin.flush()
+    seen = ""
+    deadline = time.monotonic() + 30
+    while "three" not in seen and time.monotonic() < deadline:
+        seen += proc.stdout.read(1)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    rest, err = proc.communicate("and then?\n", timeout=60)
+    assert proc.returncode == 0, err
+    assert f"Samantha: {FIRST}\nSamantha: one two three" in seen
+    assert "[stopped]" in seen + rest
+    turns = db_rows(companion_home, "select role, content, interrupted from turns order by id")
+    assert turns[0] == ("user", "hi", 0)
+    role, content, interrupted = turns[1]
+    assert role == "assistant" and interrupted == 1 and "three" in str(content)
+    assert FIRST not in str(content) and len(str(content)) < len(LONG_STORY)
+    assert turns[2][:2] == ("user", "and then?") and len(turns) == 4

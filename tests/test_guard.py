@@ -305,3 +305,11 @@ def test_a_sentence_that_runs_on_is_checked_in_pieces_not_held_to_the_end() -> N
     attempts = Attempts("Mm, I see what you mean there. " + run_on)
     pieces = list(guarded(attempts, CTX, GuardOutcome()))
     assert len(pieces) >= 3 and "".join(pieces).strip().endswith("word39")
+
+
+def test_text_after_the_first_clause_in_the_same_chunk_is_checked_with_the_next_sentence() -> None:
+    chunks = ["Hello there! It's nice to meet you", ". How", " can I assist you today?", " Bye."]
+    outcome = GuardOutcome()
+    out = list(guarded(lambda _n: iter(chunks), CTX, outcome))
+    assert out == ["Hello there! It's nice to meet you. "]
+    assert outcome.trimmed and not outcome.resampled

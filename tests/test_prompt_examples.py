@@ -186,7 +186,7 @@ def test_a_memory_question_brings_the_users_facts(companion_home: Path, question
         c.say(FACTS).text()
         c.say(question).text()
         assert len(c.memories()) >= 6
-    note = llm.calls[-1][-2]
+    note, asked, recap = llm.calls[-1][-3:]
     assert note.role == "system"
     facts = memory_lines(note.content)
     assert len(facts) > 2
@@ -194,7 +194,12 @@ def test_a_memory_question_brings_the_users_facts(companion_home: Path, question
     for word in ("letter writer", "Lisbon", "jazz", "divorce"):
         assert word in text
     assert "is asking what you remember" in note.content
-    assert llm.calls[-1][-1].content == question
+    assert (asked.role, asked.content) == ("user", question)
+    # after the question, the facts once more, as she would say them to him
+    assert recap.role == "system" and "you live in Lisbon" in recap.content
+    assert "User" not in recap.content and "Theo's" not in recap.content
+    # and her answer starts from them
+    assert llm.params[-1].prefill == "You told me you"
 
 
 def test_an_ordinary_message_brings_at_most_two_new_facts(companion_home: Path) -> None:

@@ -26,6 +26,7 @@ HELP = """\
                    everything that matches the words
 /persona [NAME]    show the persona, or switch to another one
 /mood              her mood and your relationship, in words and numbers
+/retry             another reply to your last message, in place of hers
 /new               end this session and start a new one
 /export [FILE] [--force]
                    write everything stored about you to a private JSON file
@@ -116,6 +117,16 @@ def _export(ctx: CommandContext, arg: str) -> None:
     echo(f"(exported to {path})", ctx.out)
 
 
+def _retry(ctx: CommandContext) -> None:
+    """Another reply to the user's last message, shown like any reply (SillyTavern's swipe)."""
+    c = ctx.companion
+    reply = c.retry()
+    ctx.show(reply)
+    if reply.result is not None:  # stored (in full, or interrupted) in place of the old one
+        count = len(c.swipes) + 1
+        echo(f"(reply {count} of {count}; /retry for another)", ctx.err)
+
+
 def run_command(ctx: CommandContext, line: str) -> str | None:
     """Run one slash command; returns ``"quit"`` when the chat should end."""
     name, _, arg = line.strip().partition(" ")
@@ -143,6 +154,8 @@ def run_command(ctx: CommandContext, line: str) -> str | None:
                 echo(f"{safe(p.name, one_line=True)}: {first}", ctx.out)
         elif name == "/mood":
             echo(c.mood(), ctx.out)
+        elif name == "/retry":
+            _retry(ctx)
         elif name == "/new":
             ctx.show(c.new_session())
         elif name == "/export":

@@ -141,7 +141,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command is not None:
         if getattr(args, "user", None) is not None:
             check_user_name(args.user)
-        if args.command != "models":
+        if args.command not in ("models", "doctor"):  # those two write nothing there
             ensure_data_dir()
     if args.command == "chat":
         from companion.cli.chat import run_chat

@@ -153,13 +153,17 @@ class LlamaCppLLM:
         return reused, self._eval(prompt[reused:])
 
     def _eval(self, ids: list[int]) -> Any:
+        import numpy as np
+
         llama = self._llama
         try:
             llama.eval(ids)
         except BaseException:
             llama.reset()  # a half-evaluated batch: start over next time
             raise
-        return llama.scores[llama.n_tokens - 1]
+        # The last position's logits, as llama.cpp left them (Llama.scores is
+        # only kept with logits_all, which would cost a copy of every position).
+        return np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(llama.n_vocab(),)).copy()
 
     def _render(self, turns: list[dict[str, str]]) -> str:
         return str(

@@ -73,6 +73,12 @@ class HashEmbedder:
         return normalized
 
 
+#: Loaded sentence models, shared by every embedder of the process (the server
+#: opens one companion per user; each would otherwise load its own copy).
+_SHARED: dict[str, Any] = {}
+_SHARED_LOCK = threading.Lock()
+
+
 class MiniLMEmbedder:
     """all-MiniLM-L6-v2 (384 dimensions) on the CPU, loaded on first use."""
 
@@ -85,7 +91,9 @@ class MiniLMEmbedder:
         self._lock = threading.Lock()
 
     def _load(self) -> Any:
-        with self._lock:
+        with self._lock, _SHARED_LOCK:
+            if self._model is None:
+                self._model = _SHARED.get(self.name)
             if self._model is None:
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
                 try:
@@ -109,6 +117,7 @@ class MiniLMEmbedder:
                 finally:
                     if bars:
                         hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
+                _SHARED[self.name] = self._model
             return self._model
 
     def embed(self, texts: list[str]) -> Vectors:
