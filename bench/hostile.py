@@ -50,7 +50,7 @@ SHARES = {
     "http request": 0.20,
 }
 SENTINEL = b"sentinel message"
-ANSWER = "Mm, sentinel message. Tell me more about that?"
+ANSWER = "Mm, sentinel message. Tell me more about that? I'm listening."
 
 
 class Tally:

@@ -22,7 +22,7 @@ from companion.errors import ConfigError, InputError
 from companion.types import GenerationParams
 
 #: Fields the dialog sets itself, per turn: not for a caller to override.
-INTERNAL = frozenset({"prefill", "echo_text"})
+INTERNAL = frozenset({"prefill", "echo_text", "hard_limit"})
 
 _FIELDS = frozenset(f.name for f in fields(GenerationParams))
 _CONFIG = frozenset(f.name for f in fields(Config))
@@ -64,7 +64,9 @@ def apply_overrides(params: GenerationParams, overrides: dict[str, Any]) -> Gene
         return params
     extra: tuple[str, ...] = overrides.get("stop", ())
     stop = tuple(dict.fromkeys(params.stop + extra))
-    return replace(params, **{**overrides, "stop": stop})
+    # A max_tokens asked for is a limit: no running on to finish a sentence.
+    hard = params.hard_limit or overrides.get("max_tokens") is not None
+    return replace(params, **{**overrides, "stop": stop, "hard_limit": hard})
 
 
 def _stops(value: Any) -> tuple[str, ...]:

@@ -54,6 +54,9 @@ class GenerationParams:
     echo_text: str = ""
     # End the reply at the sentence end after this many sentences (0 = no limit).
     max_sentences: int = 0
+    # With max_sentences, a reply may run a little past max_tokens to end its
+    # sentence; hard_limit makes max_tokens exact (a caller asked for it).
+    hard_limit: bool = False
 
 
 @dataclass(frozen=True, slots=True)

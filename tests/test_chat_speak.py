@@ -12,7 +12,12 @@ from companion.testing import FakeLLM, open_test_companion
 from companion.voice.speaker import NoSpeaker, Speaker
 from companion.voice.tts.fake import FakeTTS
 
-REPLY = "Jazz is lovely. Do you play an instrument yourself, or do you only listen?"
+# Several sentences: after its first clause, the reply guard passes a reply on a
+# sentence at a time.
+REPLY = (
+    "Jazz is lovely, really. Do you play an instrument yourself? Or do you only listen? "
+    "I play a little piano. Well, in my head."
+)
 
 
 class ThreadRecorder(io.StringIO):

@@ -262,3 +262,10 @@ def test_finish_sentence_holds_back_a_partial_word() -> None:
     s = SentenceLimit()
     s.finish_sentence()
     assert s.push("Two fo") + s.flush(complete=True) == "Two fo"  # the model ended it
+
+
+def test_a_hard_limit_is_not_run_past_to_finish_the_sentence() -> None:
+    script = [" one", " two", " three", " four", " five", "."]
+    chunks, stats, _ = run(script, max_tokens=3, max_sentences=2, hard_limit=True)
+    assert (stats.stop_reason, stats.generated_tokens) == ("length", 3)
+    assert "".join(chunks).split() == ["one", "two"]  # the last word may not be whole: held

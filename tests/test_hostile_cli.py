@@ -31,7 +31,7 @@ BOUNDED = settings(max_examples=15, deadline=None,
                    suppress_health_check=[HealthCheck.function_scoped_fixture,
                                           HealthCheck.too_slow])
 SENTINEL = "sentinel message"
-ANSWER = "Mm, sentinel message. Tell me more about that?"
+ANSWER = "Mm, sentinel message. Tell me more about that? I'm listening."
 
 
 def chat(lines: list[bytes], *extra: str) -> tuple[int, str, str]:

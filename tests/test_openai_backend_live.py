@@ -69,7 +69,7 @@ def test_streams_a_reply_from_the_other_process(llm: OpenAIChatLLM) -> None:
     assert llm.context_length == 4096  # what the server reports as max_model_len
     pieces = list(llm.stream(HELLO, GenerationParams(max_tokens=100, temperature=0.3)))
     assert len(pieces) > 1
-    assert "".join(pieces) == "Mm, Hello there. Tell me more about that?"
+    assert "".join(pieces) == "Mm, Hello there. Tell me more about that? I'm listening."
     stats = llm.last_stats
     assert stats is not None and stats.stop_reason == "eos" and stats.generated_tokens > 0
 
@@ -116,7 +116,7 @@ def test_a_wrong_key_model_or_url_is_one_clear_error(remote: str) -> None:
 def test_the_same_turn_on_a_remote_backend(llm: OpenAIChatLLM, companion_home: Path) -> None:
     with Companion.open(user="theo", model=llm, home=companion_home) as c:
         reply = c.say("Hi, I'm Theo. My sister is called Maya.")
-        assert reply.text() == "Mm, is called Maya. Tell me more about that?"
+        assert reply.text() == "Mm, is called Maya. Tell me more about that? I'm listening."
         assert any("Maya" in m.text for m in c.memories())  # remembered here
     with Companion.open(user="theo", model=llm, home=companion_home) as c:
         assert [t.role for t in c.history()] == ["user", "assistant"]

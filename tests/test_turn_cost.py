@@ -25,7 +25,8 @@ class CountingEmbedder(HashEmbedder):
 
 
 def test_a_turn_reads_the_facts_once_and_embeds_the_message_once(tmp_path: Path) -> None:
-    companion = open_test_companion(tmp_path, llm=FakeLLM(["Nice to meet you, Theo."] * 3))
+    replies = ["Nice to meet you, Theo.", "A cello! How lovely.", "Tell me more."]
+    companion = open_test_companion(tmp_path, llm=FakeLLM(replies))
     memory = companion.memory
     assert isinstance(memory, LongTermMemory)
     companion.say("My name is Theo.").text()
@@ -40,7 +41,7 @@ def test_a_turn_reads_the_facts_once_and_embeds_the_message_once(tmp_path: Path)
 
     memory.items = counted_items  # type: ignore[method-assign]
     reply = companion.say("I play the cello in a quartet.")
-    assert reply.text() == "Nice to meet you, Theo."
+    assert reply.text() == "A cello! How lovely."
     assert len(reads) == 1
     assert embedder.texts.count("I play the cello in a quartet.") == 1
     # The name is still the one she was told, in the prompt and the stop list.

@@ -30,10 +30,14 @@ class _Notices(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 def show_notices(stream: TextIO | None = None) -> None:
-    """Print the ``companion`` logger's warnings to ``stream`` (default: stderr); once."""
+    """Print the ``companion`` logger's warnings to ``stream`` (default: stderr).
+
+    Installed once; a later call only points it at its stream."""
     logger = logging.getLogger("companion")
-    if any(isinstance(h, _Notices) for h in logger.handlers):
-        return
+    for h in logger.handlers:
+        if isinstance(h, _Notices):  # installed already: only the stream may change
+            h.setStream(stream if stream is not None else sys.stderr)
+            return
     handler = _Notices(stream if stream is not None else sys.stderr)
     handler.setLevel(logging.WARNING)
     handler.setFormatter(OneLine())

@@ -99,7 +99,7 @@ def decode_reply(
         # A reply shaped in sentences may run a little past max_tokens to end
         # its sentence; otherwise max_tokens is a hard limit. Either way the
         # last tokens before the hard limit are released in whole words.
-        grace = SENTENCE_GRACE_TOKENS if params.max_sentences > 0 else 0
+        grace = SENTENCE_GRACE_TOKENS if params.max_sentences > 0 and not params.hard_limit else 0
         soft = min(params.max_tokens, room)
         hard = min(params.max_tokens + grace, room)
         words_from = soft if grace else max(hard - WHOLE_WORD_TOKENS, 0)

@@ -31,7 +31,7 @@ def _default_responder(messages: Sequence[Message]) -> str:
         return "I'm here. What's on your mind?"
     # A few of the user's last words (not so many that the reply guard takes it for an echo).
     topic = " ".join(words[-3:]).rstrip(".!?")
-    return f"Mm, {topic}. Tell me more about that?"
+    return f"Mm, {topic}. Tell me more about that? I'm listening."
 
 
 class FakeLLM:
