@@ -21,10 +21,13 @@ Each reply is scored by plain rules (:mod:`companion.replycheck`):
 - *echo*: it holds a run of 6 or more of the user's last message's words in
   order, or, for a message of 5 words or more, at least 60% of that message's
   words as a common subsequence;
-- *identity*: it states one of the user's own persona sentences (a run of 5 or
-  more of its words), or she introduces herself ("I'm Samantha") after the
-  first turn;
-- *loop*: a run of 4 words repeats inside it, or it stopped at the token limit;
+- *identity*: it states one of the user's own persona sentences in the first
+  person (a run of 5 or more of its words, with an "I", "my" or "me" in it or in
+  the two words before it, and no "you" there), or she introduces herself
+  ("I'm Samantha") after the first turn;
+- *loop*: a run of 4 words repeats inside it, or it stopped at the token limit
+  (the hard limit: a reply that ran a few tokens past ``max_tokens`` to end its
+  sentence, and ended there, did not);
 - *long*: more than 4 sentences;
 - *assistant*: it holds a help-desk phrase (``ASSISTANT_PHRASES``: "as an AI",
   "here to help", "important to remember", "how can I assist", "let me know

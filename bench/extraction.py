@@ -26,7 +26,8 @@ without key words are not counted. **Coverage** is covered / counted, over all
 episodes. **Facts per turn** tells how much is stored to get there (a store
 that kept every sentence would cover much and recall badly).
 
-The **baseline** is the extractor at git ``HEAD`` (its modules read with
+The **baseline** is the extractor before this work, at git commit
+:data:`BASELINE` (names, people and plans only; its modules read with
 ``git show`` into a temporary package), run through the same memory path in the
 same run.
 """
@@ -56,7 +57,10 @@ from companion.memory.store import Store
 ROOT = Path(__file__).resolve().parent.parent
 MSC_DEV = ROOT.parent / "shared/benchdata/msc/msc_dialogue/session_3/valid.txt"
 SPC_DEV = ROOT.parent / "shared/benchdata/synthetic_persona_chat/Synthetic-Persona-Chat_valid.csv"
-#: The extractor's modules, read from git HEAD for the baseline.
+#: The commit whose extractor is the baseline (the last one before it kept work,
+#: relationships, health, pets, hobbies, likes and places).
+BASELINE = "2ce5e0d"
+#: The extractor's modules, read from git at BASELINE for the baseline.
 EXTRACTOR_MODULES = ("lexicon", "grammar", "dates", "rules", "facts")
 START = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 
@@ -214,7 +218,7 @@ def spc_coverage(path: Path | str = SPC_DEV, limit: int | None = None) -> dict[s
 
 
 def head_extractor() -> Extractor:
-    """The rule extractor as it is at git HEAD, loaded from ``git show`` into a temporary
+    """The rule extractor as it was at :data:`BASELINE`, loaded from ``git show`` into a temporary
     package (its imports of its sibling modules rewritten to point there)."""
     tmp = Path(tempfile.mkdtemp(prefix="extraction_head_"))
     package = tmp / "_extractor_head"
@@ -222,7 +226,7 @@ def head_extractor() -> Extractor:
     (package / "__init__.py").write_text("")
     for name in EXTRACTOR_MODULES:
         source = subprocess.run(
-            ["git", "show", f"HEAD:companion/memory/{name}.py"],
+            ["git", "show", f"{BASELINE}:companion/memory/{name}.py"],
             cwd=ROOT, check=True, capture_output=True, text=True,
         ).stdout
         for other in EXTRACTOR_MODULES:
@@ -258,7 +262,7 @@ def main(argv: list[str] | None = None) -> None:
         sets.append(("SPC", lambda: spc_episodes(args.spc, args.limit)))
     extractors: list[tuple[str, Extractor]] = [("now", RuleExtractor())]
     if not args.no_baseline:
-        extractors.append(("HEAD", head_extractor()))
+        extractors.append((BASELINE, head_extractor()))
     print(f"extraction coverage (rule: >= half of a gold sentence's key words in one fact); "
           f"MSC file {args.msc}")
     for set_name, episodes in sets:

@@ -20,8 +20,8 @@ from typing import Any
 
 from companion.config import Config, load_config
 from companion.errors import InputError
+from companion.guard import GUARD_RETRIES, GuardOutcome, guarded
 from companion.guard import Context as GuardContext
-from companion.guard import GuardOutcome, guarded
 from companion.llm.base import LLM
 from companion.memory import LongTermMemory, Store, parse_forget_request
 from companion.memory.base import Consolidating, Memory
@@ -59,12 +59,15 @@ HISTORY_WINDOW = 400
 #: The latest turns, already in the prompt's history, are not recalled again.
 RECENT_TURNS = 20
 
+#: What the model sees in place of a reply the reply guard could not fix (the
+#: turn stays, so that user and assistant still alternate).
+FLAGGED_REPLY = "..."
+
 #: The clock in the private note moves in steps, so that it is not new (and
 #: written again) every turn.
 CLOCK_STEP_MINUTES = 10
 
 _NAME = re.compile(r"name is ([^.,;]+)", re.IGNORECASE)
-
 
 
 def _utcnow() -> datetime:
@@ -113,6 +116,9 @@ class Companion:
         self._pending_notes: list[str] = []
         self._named: str | None = None
         self._examples_noted = False
+        #: The example dialogue left the prompt (the history needed the room); it
+        #: does not come back, so the cached prefix changes only once.
+        self._examples_dropped = False
         self._session = self._begin_session()
 
     # -- opening and closing -------------------------------------------------
@@ -288,6 +294,7 @@ class Companion:
             or window[-1].role != "assistant"
             or window[-2].role != "user"
             or window[-1].session_id != self._session.id
+            or window[-2].session_id != self._session.id
         ):
             raise InputError("nothing to retry yet: say something first")
         old, asked = window[-1], window[-2]
@@ -309,7 +316,9 @@ class Companion:
         return self._reply(
             self._with_recap(prompt, question, recalled, names), names, overrides=settings,
             user_text=asked.content,
-            attempt=len(self.swipes), prefill=self._answer_prefill(question, recalled, names),
+            # each swipe, with its own guard retries, draws other seeds than the last
+            attempt=(GUARD_RETRIES + 1) * len(self.swipes),
+            prefill=self._answer_prefill(question, recalled, names),
         )
 
     def _with_recap(
@@ -321,9 +330,8 @@ class Companion:
         facts = [m.text for m in recalled if m.kind not in ("episode", "summary")]
         if not question or not facts:
             return prompt
-        text = fill(self.prompts.memory_recap, **names).format(
-            facts="\n".join(f"- {to_you(f)}" for f in facts)
-        )
+        listed = "\n".join(f"- {to_you(f)}" for f in facts)
+        text = fill(self.prompts.memory_recap.replace("{facts}", listed), **names)
         return dataclass_replace(prompt, messages=(*prompt.messages, Message("system", text)))
 
     def _answer_prefill(
@@ -346,7 +354,7 @@ class Companion:
             return self._reply_from(iter([text]))
         now = self._clock()
         when = ago(last.ended_at or last.started_at, now)
-        instruction = fill(self.prompts.greeting_returning, **names).format(last_time=when)
+        instruction = fill(self.prompts.greeting_returning.replace("{last_time}", when), **names)
         prefill = fill(self.prompts.greeting_prefill, **names)
         prompt = self._prompt(
             self._state, now, names, user="", instruction=instruction,
@@ -369,6 +377,7 @@ class Companion:
         saved = self.store.load_state(self.user, persona.name)
         self.persona = persona
         self._named = None
+        self._examples_noted = self._examples_dropped = False
         self._state = state_from_dict(saved) if saved else initial_state(persona, now)
         self.store.save_state(self.user, persona.name, state_to_dict(self._state), now)
 
@@ -455,21 +464,27 @@ class Companion:
         # The persona's part (system prompt, examples) keeps the session's first
         # name for the user, so that its cached prefix stays valid.
         stable = {**names, "user": self._system_name(names)}
-        window = self.store.recent_turns(self.user, HISTORY_WINDOW)
+        window = self.store.recent_turns(self.user, HISTORY_WINDOW + 2)
         if before is not None:
             window = [t for t in window if t.id < before]
-        # A reply the guard could not fix is not shown to the model again.
-        window = [t for t in window if not t.flagged]
+        window = window[-HISTORY_WINDOW:]
         position = {t.id: i for i, t in enumerate(window)}
         quotes = [
             position.get(m.id) if m.kind == "episode" else None for m in memories or ()
         ]
-        ordinal = self.store.count_turns(self.user) - len(window)
+        # the position of window[0] among all the user's turns (a retry's window
+        # stops before the asked message and the reply being replaced)
+        trailing = 2 if before is not None else 0
+        ordinal = self.store.count_turns(self.user) - len(window) - trailing
         budget = min(self.config.context_tokens, self.llm.context_length)
-        return build_prompt(
+        offered = () if self._examples_dropped else self._examples(stable)
+        prompt = build_prompt(
             PromptInput(
                 system=system_text(self.persona, stable["user"]),
-                history=[Message(t.role, t.content) for t in window],
+                # a reply the guard could not fix is not shown to the model again
+                history=[
+                    Message(t.role, FLAGGED_REPLY if t.flagged else t.content) for t in window
+                ],
                 history_ordinal=ordinal,
                 history_notes=[self._notes.get(t.id) for t in window],
                 memories=[about(m.text, names["user"]) for m in memories or ()],
@@ -483,7 +498,7 @@ class Companion:
                     fill(self.prompts.memory_question, **names) if question else ""
                 ),
                 user=user,
-                examples=self._examples(stable),
+                examples=offered,
             ),
             count=self.llm.count_tokens,
             budget=budget - (reply_tokens or self.config.max_tokens),
@@ -493,8 +508,11 @@ class Companion:
             ),
             max_new_memories=MEMORY_QUESTION_FACTS if question else 2,
         )
+        if offered and not prompt.examples_used and before is None:
+            self._examples_dropped = True
+        return prompt
 
-    def _examples(self, names: dict[str, str]) -> list[Message]:
+    def _examples(self, names: dict[str, str]) -> tuple[Message, ...]:
         """The persona's example dialogue as messages (a one-line notice, once, when
         it is there but cannot be read)."""
         pairs = examples(self.persona, names["user"])
@@ -505,17 +523,18 @@ class Companion:
                     why="no {{user}}: / {{char}}: lines found in it"
                 )
             )
-        return [Message(role, text) for role, text in pairs]
+        return tuple(Message(role, text) for role, text in pairs)
 
     def _with_all_facts(self, recalled: list[MemoryItem]) -> list[MemoryItem]:
         """``recalled``, then the user's other facts, newest first (a question about
         what she remembers is answered from them)."""
         have = {(m.kind, m.id) for m in recalled}
+        known = sum(m.kind not in ("episode", "summary") for m in recalled)
         facts = [
             m for m in self.memory.items(self.user)
             if m.kind != "summary" and (m.kind, m.id) not in have
         ]
-        return [*recalled, *facts][: max(MEMORY_QUESTION_FACTS, len(recalled))]
+        return [*recalled, *facts[: max(MEMORY_QUESTION_FACTS - known, 0)]]
 
     @staticmethod
     def _with_note(prompt: Prompt, note: Note) -> Prompt:

@@ -32,6 +32,8 @@ from companion.replycheck import (
     words,
 )
 
+#: How many times a reply is sampled again at most.
+GUARD_RETRIES = 2
 #: Most words held back before the check (later sentences are checked as they end).
 MAX_CLAUSE_WORDS = 10
 #: Words of a sentence held back at most before it is checked and shown.
@@ -154,7 +156,7 @@ def guarded(
     ctx: Context,
     outcome: GuardOutcome,
     *,
-    retries: int = 2,
+    retries: int = GUARD_RETRIES,
 ) -> Iterator[str]:
     """The reply from ``attempt(0)``, or from a later attempt when the first
     clause of the earlier one had a problem; ``outcome`` records what happened."""
@@ -169,8 +171,12 @@ def guarded(
                     break
         except KeyboardInterrupt:
             # Ctrl-C while the clause was held back: what she said so far is kept.
+            _close(stream)
             if head:
                 yield head
+            raise
+        except BaseException:
+            _close(stream)
             raise
         issue = problem(head, ctx) if head.strip() else None
         if issue is not None and n < retries:

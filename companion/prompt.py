@@ -127,9 +127,10 @@ def _note_text(
     post_history: str = "",
     instruction: str = "",
 ) -> str:
-    parts = [t.clock.format(now=clock) if clock else "", *state]
+    parts = [t.clock.replace("{now}", clock) if clock else "", *state]
     if memories:
-        parts.append(t.memories.format(facts="\n".join(f"- {m}" for m in memories)))
+        # replace, not format: the user's name is in the template already, and may hold braces
+        parts.append(t.memories.replace("{facts}", "\n".join(f"- {m}" for m in memories)))
     parts += [post_history, instruction]
     parts = [p for p in parts if p]
     return "\n".join([t.context_header, *parts]) if parts else ""

@@ -13,9 +13,10 @@ import re
 
 #: "Do you remember ...?", "What do you know about me?": answered from memory.
 _MEMORY_QUESTION = re.compile(
-    r"\b(?:do|did|can|don't|do not) you (?:still |even )?(?:remember|recall|know)\b"
-    r"|\bwhat (?:do|did) you (?:know|remember|recall)\b|\bwhat have i told you\b"
-    r"|\b(?:remember|recall) (?:what|when|where|who|my|me)\b",
+    r"\b(?:do|did|can|don't|do not) you (?:still |even )?(?:remember|recall)\b"
+    r"|\b(?:do|did) you know (?:about me|anything about me|who i am|what i do|my)\b"
+    r"|\bwhat (?:do|did) you (?:remember|recall)\b|\bwhat (?:do|did) you know about me\b"
+    r"|\bwhat have i told you\b",
     re.IGNORECASE,
 )
 #: Facts put in front of the model for a question about what she remembers.

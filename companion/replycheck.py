@@ -74,11 +74,36 @@ def introduces_herself(reply: str, name: str) -> bool:
     return re.search(rf"\b(i'm|i am|my name is|this is|it's)\s+{n}\b", low) is not None
 
 
+_FIRST_PERSON = frozenset(("i", "i'm", "i've", "i'd", "i'll", "my", "me", "mine", "myself"))
+
+
 def claims(reply: str, statements: Sequence[str], *, run: int = 5) -> bool:
     """The reply states one of ``statements`` (things the user said of themselves,
-    in the first person) as its own: a run of ``run`` of its words."""
+    in the first person) as its own: a run of ``run`` of its words, in the first
+    person (the run holds, or comes within two words after, an "I"/"my"/"me")."""
     r = words(reply)
-    return any(longest_run(r, words(s)) >= run for s in statements)
+    for statement in statements:
+        for start in _run_starts(r, words(statement), run):
+            before = r[max(0, start - 2) : start]
+            span = r[start : start + run]
+            if _FIRST_PERSON & set(before + span) and "you" not in before:
+                return True
+    return False
+
+
+def _run_starts(reply: Sequence[str], source: Sequence[str], n: int) -> list[int]:
+    """Where in ``reply`` a run of at least ``n`` of ``source``'s words starts."""
+    starts: set[int] = set()
+    previous = [0] * (len(source) + 1)
+    for i, a in enumerate(reply):
+        current = [0] * (len(source) + 1)
+        for j, b in enumerate(source, 1):
+            if a == b:
+                current[j] = previous[j - 1] + 1
+                if current[j] >= n:
+                    starts.add(i - current[j] + 1)
+        previous = current
+    return sorted(starts)
 
 
 def repeats(reply: str, n: int = 4) -> bool:

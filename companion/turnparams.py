@@ -59,11 +59,11 @@ def generation_params(
     )
     if attempt <= 0:
         return params
-    k = RETRY_STRENGTH**attempt
+    k = RETRY_STRENGTH ** min(attempt, 2)  # stronger, but not without bound
     return replace(
         params,
         seed=None if params.seed is None else params.seed + 7919 * attempt,
-        temperature=max(params.temperature, 0.5 + 0.15 * attempt),
+        temperature=max(params.temperature, 0.5 + 0.15 * min(attempt, 2)),
         repetition_penalty=1.0 + (max(params.repetition_penalty, 1.05) - 1.0) * k,
         dry_multiplier=max(params.dry_multiplier, 0.8) * k,
         echo_penalty=max(params.echo_penalty, 1.0) * k,

@@ -160,8 +160,12 @@ def _echo_sources(stepper: Stepper, text: str) -> list[list[int]]:
     return [stepper.encode(text), stepper.encode(" " + text)]
 
 
+#: Characters that end a repeat match (llama.cpp's default DRY sequence breakers).
+_BREAK_CHARS = ("\n", ":", '"', "*")
+
+
 def _breakers(stepper: Stepper) -> Callable[[int], bool]:
-    """A token stops a repeat match when it is special or holds a line break."""
+    """A token stops a repeat match when it is special or holds one of :data:`_BREAK_CHARS`."""
     known: dict[int, bool] = {}
 
     def is_breaker(token: int) -> bool:
@@ -171,7 +175,7 @@ def _breakers(stepper: Stepper) -> Callable[[int], bool]:
                 found = True
             else:
                 text = stepper.decode([token])
-                found = not text or "\n" in text
+                found = not text or any(c in text for c in _BREAK_CHARS)
             known[token] = found
         return found
 

@@ -63,7 +63,8 @@ class Sampler:
     ) -> None:
         self.params = params
         self._breaker = is_breaker
-        self._rng = np.random.default_rng(params.seed if seed is None else seed)
+        chosen = params.seed if seed is None else seed
+        self._rng = np.random.default_rng(None if chosen is None else chosen & (2**64 - 1))
         tail = list(context)[-DRY_WINDOW:]
         self._context: list[int] = tail
         self._reply_start = len(tail)

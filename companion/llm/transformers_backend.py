@@ -402,10 +402,10 @@ class _Steps:
         if llm.decode_threads is not None:
             self._prefill_threads = llm._torch.get_num_threads()
             llm._torch.set_num_threads(llm.decode_threads)
-        return reused, logits.numpy()
+        return reused, logits.cpu().numpy()
 
     def step(self, token: int) -> Any:
-        return self._llm._forward([token]).numpy()
+        return self._llm._forward([token]).cpu().numpy()
 
     def decode(self, ids: Sequence[int]) -> str:
         return self._llm._decode(ids)

@@ -189,7 +189,8 @@ def load_items(
                     f"SELECT * FROM turns WHERE user_id = ? AND id IN ({marks})",
                     (user_id, *chunk),
                 ).fetchall()
-                rows = [r for r in rows if r["role"] in roles]
+                # a reply the reply guard could not fix is never brought back
+                rows = [r for r in rows if r["role"] in roles and not r["flagged"]]
                 for r in rows:
                     when = from_text(r["created_at"])
                     out[(kind, r["id"])] = MemoryItem(
