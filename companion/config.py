@@ -14,8 +14,8 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from companion.errors import ConfigError
-from companion.paths import data_dir, package_data
+from companion.errors import ConfigError, InputError
+from companion.paths import check_user_name, data_dir, package_data
 
 _TOML_LINE = re.compile(r"\(at line (\d+), column (\d+)\)")
 
@@ -188,6 +188,12 @@ def _check(values: dict[str, Any], source: tuple[Path | str, str] | None) -> Non
 def _from_file(path: Path | str, text: str) -> dict[str, Any]:
     values = read_toml(text, path)
     _check(values, (path, text))
+    if isinstance(values.get("user"), str):  # names files, as --user does: the same rule
+        try:
+            check_user_name(values["user"])
+        except InputError as exc:
+            raise ConfigError(str(exc).replace("--user", "user"), path=path,
+                              line=_line_of(text, "user")) from exc
     return {k: float(v) if _TYPES[k][0] is float else tuple(v) if isinstance(v, list) else v
             for k, v in values.items()}  # fmt: skip
 

@@ -48,3 +48,13 @@ def test_unknown_key_and_wrong_type_are_located(tmp_path: Path) -> None:
 def test_missing_explicit_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such file"):
         load_config(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize("user", ["../../x", "", ".hidden", "a/b"])
+def test_a_user_id_in_the_config_file_follows_the_command_lines_rule(
+    tmp_path: Path, user: str
+) -> None:
+    (tmp_path / "config.toml").write_text(f'user = "{user}"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="user") as err:
+        load_config(home=tmp_path)
+    assert "line 1" in str(err.value) or err.value.line == 1

@@ -415,6 +415,23 @@ def test_persona_export_png_to_a_missing_folder_is_one_line(
     assert err.count("\n") == 1 and "cannot write card" in err
 
 
+@pytest.mark.parametrize("name", ["card.png", "card.json"])
+def test_persona_export_never_replaces_a_file_without_force(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    from companion.cli.main import main
+
+    out = tmp_path / name
+    out.write_bytes(b"precious")
+    persona = load_persona().name.lower()
+    assert main(["persona", "export", persona, "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--force" in err
+    assert out.read_bytes() == b"precious"
+    assert main(["persona", "export", persona, "-o", str(out), "--force"]) == 0
+    assert import_card(out) == load_persona()
+
+
 def test_a_persona_voice_is_the_speech_style_a_tts_engine_takes() -> None:
     from companion.voice.base import SpeechStyle as EngineStyle
 

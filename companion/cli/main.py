@@ -77,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "(JSON, or a PNG card when -o ends in .png)")
     exp.add_argument("name")
     exp.add_argument("-o", "--output", help="file to write (default: standard output)")
+    exp.add_argument("--force", action="store_true", help="replace an existing file")
 
     models = sub.add_parser("models", help="list or fetch the offline models")
     msub = models.add_subparsers(dest="models_command", metavar="ACTION")

@@ -32,12 +32,11 @@ class _Notices(logging.StreamHandler):  # type: ignore[type-arg]
 def show_notices(stream: TextIO | None = None) -> None:
     """Print the ``companion`` logger's warnings to ``stream`` (default: stderr).
 
-    Installed once; a later call only points it at its stream."""
+    One handler at a time: a later call replaces it (its stream may be gone)."""
     logger = logging.getLogger("companion")
-    for h in logger.handlers:
-        if isinstance(h, _Notices):  # installed already: only the stream may change
-            h.setStream(stream if stream is not None else sys.stderr)
-            return
+    for h in list(logger.handlers):
+        if isinstance(h, _Notices):  # installed already: replaced, to write to this stream
+            logger.removeHandler(h)
     handler = _Notices(stream if stream is not None else sys.stderr)
     handler.setLevel(logging.WARNING)
     handler.setFormatter(OneLine())

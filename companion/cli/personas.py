@@ -47,15 +47,18 @@ def run_persona(args: argparse.Namespace) -> int:
     elif action == "export":
         card = export_card(load_persona(args.name, user_dirs=[user_dir]))
         if args.output and Path(args.output).suffix.lower() == ".png":
-            _write_png_card(card_to_png(card), Path(args.output))
+            _write_png_card(card_to_png(card), Path(args.output), force=args.force)
         else:
-            emit_json(card, args.output)
+            emit_json(card, args.output, overwrite=args.force)
     return 0
 
 
-def _write_png_card(data: bytes, path: Path) -> None:
+def _write_png_card(data: bytes, path: Path, *, force: bool = False) -> None:
     try:
-        path.write_bytes(data)
+        with path.open("wb" if force else "xb") as out:  # never replaced without --force
+            out.write(data)
+    except FileExistsError as exc:
+        raise PersonaError(f"{path} already exists (use --force to replace it)") from exc
     except OSError as exc:
         raise PersonaError(f"cannot write card: {exc.strerror or exc}", path=path) from exc
     echo(f"Wrote {path}", sys.stderr)
