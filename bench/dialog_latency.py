@@ -3,7 +3,9 @@
 Runs a scripted 24-turn conversation through :class:`companion.Companion` with
 a real model (greedy, short replies), the real memory (recall, facts) and the
 real prompt layout (persona, history with its private notes, this turn's note),
-and prints per turn: time from ``say()`` to the first text chunk, the prompt
+and prints per turn: time from ``say()`` to the first text chunk (with the reply
+guard on, that chunk is the checked first clause; ``--no-guard`` shows the
+model's first token), the prompt
 tokens, how many were reused from the cached prefix, and how many had to be
 prefilled. The target (issue 6): turn 20's first token in at most 300 ms.
 
@@ -63,6 +65,8 @@ def main() -> int:
     ap.add_argument("--decode-threads", type=int,
                     help="threads for decoding after the prefill (default: the same)")
     ap.add_argument("--no-reuse", action="store_true", help="prefill every prompt in full")
+    ap.add_argument("--no-guard", action="store_true",
+                    help="the reply guard off: the first chunk is the model's first token")
     args = ap.parse_args()
 
     from companion import Companion
@@ -83,7 +87,7 @@ def main() -> int:
     print(f"{'turn':>4} {'ttft ms':>8} {'prefill ms':>10} {'prompt':>7} {'reused':>7} "
           f"{'prefill':>8}  reply")
     with Companion.open(user="Theo", model=llm, home=home, temperature=0.0,
-                        max_tokens=args.max_tokens) as c:
+                        max_tokens=args.max_tokens, reply_guard=not args.no_guard) as c:
         for i, text in enumerate(SCRIPT[: args.turns], 1):
             t0 = time.perf_counter()
             reply = c.say(text)

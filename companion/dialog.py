@@ -59,10 +59,6 @@ HISTORY_WINDOW = 400
 #: The latest turns, already in the prompt's history, are not recalled again.
 RECENT_TURNS = 20
 
-#: What the model sees in place of a reply the reply guard could not fix (the
-#: turn stays, so that user and assistant still alternate).
-FLAGGED_REPLY = "..."
-
 #: The clock in the private note moves in steps, so that it is not new (and
 #: written again) every turn.
 CLOCK_STEP_MINUTES = 10
@@ -72,6 +68,18 @@ _NAME = re.compile(r"name is ([^.,;]+)", re.IGNORECASE)
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _without_flagged(window: list[Turn]) -> list[Turn]:
+    """``window`` without the exchanges whose reply the reply guard could not fix:
+    the model never sees such a reply again (a stand-in would be copied), and
+    leaving out the message it answered too keeps user and assistant alternating."""
+    drop = {t.id for t in window if t.flagged}
+    drop |= {
+        window[i - 1].id for i, t in enumerate(window)
+        if t.flagged and i > 0 and window[i - 1].role == "user"
+    }
+    return [t for t in window if t.id not in drop]
 
 
 def _forgot(removed: list[MemoryItem]) -> str:
@@ -468,23 +476,21 @@ class Companion:
         if before is not None:
             window = [t for t in window if t.id < before]
         window = window[-HISTORY_WINDOW:]
-        position = {t.id: i for i, t in enumerate(window)}
-        quotes = [
-            position.get(m.id) if m.kind == "episode" else None for m in memories or ()
-        ]
         # the position of window[0] among all the user's turns (a retry's window
         # stops before the asked message and the reply being replaced)
         trailing = 2 if before is not None else 0
         ordinal = self.store.count_turns(self.user) - len(window) - trailing
+        window = _without_flagged(window)
+        position = {t.id: i for i, t in enumerate(window)}
+        quotes = [
+            position.get(m.id) if m.kind == "episode" else None for m in memories or ()
+        ]
         budget = min(self.config.context_tokens, self.llm.context_length)
         offered = () if self._examples_dropped else self._examples(stable)
         prompt = build_prompt(
             PromptInput(
                 system=system_text(self.persona, stable["user"]),
-                # a reply the guard could not fix is not shown to the model again
-                history=[
-                    Message(t.role, FLAGGED_REPLY if t.flagged else t.content) for t in window
-                ],
+                history=[Message(t.role, t.content) for t in window],
                 history_ordinal=ordinal,
                 history_notes=[self._notes.get(t.id) for t in window],
                 memories=[about(m.text, names["user"]) for m in memories or ()],

@@ -178,7 +178,7 @@ def guarded(
         except BaseException:
             _close(stream)
             raise
-        issue = problem(head, ctx) if head.strip() else None
+        issue = problem(head, ctx) if words(head) else "empty"
         if issue is not None and n < retries:
             found.append(issue)
             _close(stream)

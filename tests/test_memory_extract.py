@@ -159,6 +159,20 @@ CASES: list[tuple[str, list[tuple[str, str]]]] = [
      [("fact", "User has a big home library.")]),
     ("Just got back from the gym", [("fact", "User just got back from the gym.")]),
     ("I think I'm a pretty good cook", [("work", "User is a pretty good cook.")]),
+    # names after a greeting, ages, run-on questions, "where I work" (issue 13 part 2)
+    ("Howdy, I'm george.", [("name", "User's name is George.")]),
+    ("Hi, alan here.", [("name", "User's name is Alan.")]),
+    ("Hi my name is jill how are you today?", [("name", "User's name is Jill.")]),
+    ("Hello I am 8 years old how old are you?", [("fact", "User is 8 years old.")]),
+    ("I am age 24, how about you?", [("fact", "User is 24 years old.")]),
+    ("I just turned 30", [("fact", "User is 30 years old.")]),
+    ("Sometimes I punch my sister's pillow.", [("fact", "User punches their sister's pillow.")]),
+    ("That's cool I still attend high school", [("fact", "User still attends high school.")]),
+    ("He keeps sending guys to the gas station where I work.",
+     [("work", "User works at the gas station.")]),
+    ("It sounds boring, like my job in the bookstore.", [("work", "User works in the bookstore.")]),
+    ("One of my best friends is a physical therapist.",
+     [("person", "User's best friend is a physical therapist.")]),
 ]
 
 
@@ -189,6 +203,8 @@ NOTHING = [
     "I can't wait", "I can't believe it", "I rode one", "I tried", "I did it", "I went there",
     "I get it", "I'm in the same boat", "I love to hear that", "Me too!", "Same here.",
     "I'm Going home", "I'm theo", "I'm a mess",
+    "Hi, I'm fine.", "hey I'm sick", "Is that the place where you work?",
+    "What is my name?", "I was wondering how are you?",
 ]
 
 

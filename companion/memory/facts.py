@@ -76,8 +76,10 @@ class RuleExtractor:
                 if is_hypothetical(clause, HYPOTHETICAL):
                     continue
                 clause = before_condition(clause)
-                if question:  # only "can you call me Theo?" teaches something
-                    new += rules.name(clause, today) if "call me" in clause.lower() else []
+                new += rules.greeted_name(sentence, clause)
+                if question:  # only "can you call me Theo?", "my name is Jill, you?"
+                    asked = re.search(r"\b(?:call\s+me|my\s+name)\b", clause, re.IGNORECASE)
+                    new += rules.name(clause, today) if asked else []
                     continue
                 new += rules.clause_facts(clause, today) or statements.about(
                     clause, earlier, today)

@@ -117,12 +117,18 @@ _TAIL_QUESTION = re.compile(
     re.IGNORECASE,
 )
 _STARTS_AS_QUESTION = re.compile(rf"^\W*{_QUESTION_WORD}", re.IGNORECASE)
+# "I am 8 years old how old are you?": a statement run on into a question about "you".
+_BARE_TAIL_QUESTION = re.compile(
+    r"^(?P<said>.+?)\s+(?:how|what|and|so)\s+(?:about\s+you|are\s+you|about\s+yourself|"
+    r"old\s+are\s+you|do\s+you|is\s+your|you)\b[^,]*\?$",
+    re.IGNORECASE,
+)
 
 
 def said_before_question(sentence: str) -> str | None:
     """The statement a question sentence opens with, or None: "I'm in my final year,
     what about you?" -> "I'm in my final year"; "Do you like dogs, or cats?" -> None."""
-    m = _TAIL_QUESTION.match(sentence.strip())
+    m = _TAIL_QUESTION.match(sentence.strip()) or _BARE_TAIL_QUESTION.match(sentence.strip())
     if m is None or _STARTS_AS_QUESTION.match(m.group("said")):
         return None
     return m.group("said")

@@ -17,7 +17,9 @@ from companion.memory.dates import find_when
 from companion.memory.grammar import as_name, clean_object, third_person
 from companion.memory.lexicon import (
     ADVERBS,
+    CHAT_ADJECTIVES,
     DEMONYMS,
+    LASTING_ING,
     OCCUPATIONS,
     RELATION_MODIFIERS,
     RELATION_PLURALS,
@@ -114,6 +116,30 @@ def name(clause: str, today: date) -> list[Fact]:
     return []
 
 
+_GREETING = re.compile(r"^\W*(?:hi|hello|hey|hiya|howdy|greetings)\b", re.IGNORECASE)
+_GREETED_NAME = re.compile(
+    r"^(?:(?:hi|hello|hey|hiya|howdy|greetings|there|all|everyone|friend)\b[\s,!.]*)*"
+    r"(?:i(?:'m|’m|\s+am)\s+(?P<name>[^\W\d_][\w'’-]*)(?:\s+(?:and|how|what|nice)\b.*)?"
+    r"|(?P<name2>[^\W\d_][\w'’-]*)\s+here\b.*)$",
+    re.IGNORECASE,
+)
+_NOT_GREETED_NAMES = CHAT_ADJECTIVES | OCCUPATIONS | DEMONYMS | LASTING_ING | word_set(
+    "vegan vegetarian human new alive sick ill blind deaf broke gay straight drunk bald "
+    "everyone all there friend again today working from")
+
+
+def greeted_name(sentence: str, clause: str) -> list[Fact]:
+    """A name written in lower case, only right after a greeting: "hi, I'm theo", "hello,
+    kim here" ("I'm theo" alone may be anything: "I'm fine")."""
+    if not _GREETING.match(sentence) or (m := _GREETED_NAME.match(clause)) is None:
+        return []
+    word = m.group("name") or m.group("name2")
+    if word.lower() in _NOT_GREETED_NAMES or word.lower().endswith(("ing", "ed", "ly")):
+        return []
+    full = as_name(word, capitalized=False)
+    return [Fact("name", f"User's name is {full}.")] if full else []
+
+
 # -- plans ----------------------------------------------------------------------------
 
 _MY_X_IS = _re(r"^(?:it'?s|it’s|is)\s+my\s+(?P<x>.+)$|^my\s+(?P<y>.+?)\s+(?:is|'s|’s)$")
@@ -149,6 +175,11 @@ _IM_A = _re(rf"{_IM}\s+(?:now\s+|currently\s+|still\s+)?(?P<art>a|an)\s+(?P<job>
             rf"{{0,3}}?)(?:\s+(?P<prep>at|for|in|with)\s+(?P<obj>[^!?;]+))?$")
 _MY_JOB = _re(rf"\bmy\s+(?:job|occupation|profession)(?:'s|’s|\s+is)\s+{_REST}")
 _STUDY = _re(rf"(?:{_IM}\s+(?P<ing>studying|majoring\s+in)|{_I}\s+(?P<s>study))\s+{_REST}")
+_WHERE_I_WORK = _re(r"\b(?P<obj>(?:the|a|an|this|that)\s+(?:[\w'’-]+\s+){0,3}?[\w'’-]+)\s+"
+                    r"(?:where|that|which)\s+i\s+(?:currently\s+|still\s+|now\s+)?"
+                    r"(?P<verb>work|worked|live|lived)\b(?!\s+(?:on|with|for|out|through|hard)\b)")
+_MY_JOB_AT = _re(r"\bmy\s+(?:new\s+|old\s+|current\s+|part[- ]time\s+|full[- ]time\s+)?job\s+"
+                 r"(?P<prep>at|in|with)\s+(?P<obj>(?:the|a|an)\s+[^!?;,]+)")
 _STATUS = _re(rf"{_IM}\s+(?P<status>retired|unemployed|self-employed|between\s+jobs|"
               r"a\s+stay-at-home\s+(?:mom|dad|parent))\b")
 
@@ -177,6 +208,15 @@ def work(clause: str, today: date) -> list[Fact]:
             return [Fact("work", f"User {verb} {obj}.")]
     if m := _STATUS.search(clause):
         return [Fact("work", f"User is {' '.join(m.group('status').lower().split())}.")]
+    if m := _MY_JOB_AT.search(clause):
+        obj = clean_object(m.group("obj"))
+        if obj:
+            return [Fact("work", f"User works {m.group('prep').lower()} {obj}.")]
+    if (m := _WHERE_I_WORK.search(clause)) and (obj := clean_object(m.group("obj"))):
+        verb = m.group("verb").lower()
+        kind: FactKind = "work" if verb.startswith("work") else "place"
+        prep = "at" if kind == "work" else "in"
+        return [Fact(kind, f"User {verb if verb.endswith('ed') else verb + 's'} {prep} {obj}.")]
     return []
 
 
@@ -296,7 +336,10 @@ def like(clause: str, today: date) -> list[Fact]:
 
 _FACTS = [
     (_re(rf"{_IM}\s+(?P<x>{'|'.join(sorted(DEMONYMS))})\b"), "User is {x}."),
-    (_re(rf"{_IM}\s+(?P<x>\d{{1,3}})(?:\s+years?\s+old|\s*(?:[,;]|$))"), "User is {x} years old."),
+    (_re(rf"{_IM}\s+(?:only\s+|just\s+|finally\s+|now\s+|age\s+)?(?P<x>\d{{1,3}})(?:\s+years?"
+         r"\s+(?:old|of\s+age)|\s*(?:[,;!]|$)|\s+(?=(?:and|but|so|now|already|there|since|because|when)\b))|"
+         rf"{_I}(?:{_HAVE})?\s+(?:just\s+|recently\s+|only\s+just\s+)?turned\s+(?P<x2>\d{{1,3}})\b"),
+     "User is {x} years old."),
     (_re(rf"{_IM}\s+(?P<x>allergic\s+to\s+[^!?;]+)"), "User is {x}."),
     (_re(rf"{_IM}\s+(?:(?:a|an)\s+)?(?P<x>vegetarian|vegan|pescatarian|married|single|"
          r"divorced|engaged|widowed|pregnant)\b"), "User is {x}."),
@@ -315,7 +358,8 @@ def other(clause: str, today: date) -> list[Fact]:
         m = pattern.search(clause)
         if m is None:
             continue
-        x = clean_object(m.group("x")) if "allergic" in m.group("x").lower() else m.group("x")
+        x = m.groupdict().get("x") or m.group("x2")
+        x = clean_object(x) if "allergic" in x.lower() else x
         if x:
             x = " ".join(x.split())
             x = x.capitalize() if x.lower() in DEMONYMS else x.lower()

@@ -61,7 +61,12 @@ _OPENING = re.compile(
     r"hm+|um+|uh+|true|right|cool|nice|great|awesome|definitely|absolutely|of\s+course|"
     r"me\s+too|same\s+here|same|plus|then|though|because|cause|'cause|indeed|thanks|"
     r"thank\s+you|as\s+for\s+me|for\s+me|personally|luckily|unfortunately|sadly|"
-    r"fortunately|funny\s+enough|believe\s+it\s+or\s+not|to\s+be\s+honest|tbh|btw)"
+    r"fortunately|funny\s+enough|believe\s+it\s+or\s+not|to\s+be\s+honest|tbh|btw|"
+    r"sometimes|usually|occasionally|often|now|lately|nowadays|normally|generally|typically|"
+    r"mostly|currently|recently|really|dear|gosh|geez|jeez|man|yay|ugh|howdy|greetings|"
+    r"not\s+really|sounds\s+(?:good|great|fun|nice|cool|interesting|awesome)|"
+    r"that(?:'s|’s|\s+is)\s+(?:so\s+|really\s+|very\s+)?(?:cool|great|nice|awesome|good|"
+    r"amazing|interesting|funny|true|fun|neat|wonderful|too\s+bad))"
     r"\b[\s,!.…-]*)+",
     re.IGNORECASE,
 )
@@ -117,6 +122,11 @@ _NO_SUBJECT = re.compile(
     r"tried|lived|played|drove|finished|started|bought|made|spent|watched|moved|grew|visited|"
     r"took|came|met|ate|baked|cooked|adopted|retired|graduated|been|love|found|decided|"
     r"learned|learnt|joined|quit|left|sold|built|painted|ran|traveled|travelled)\s",
+    re.IGNORECASE,
+)
+_ONE_OF_MY = re.compile(
+    rf"^one\s+of\s+my\s+(?P<who>(?:(?:{'|'.join(sorted(RELATION_MODIFIERS))})\s+)?"
+    rf"(?:{'|'.join(sorted(p for p in RELATION_PLURALS if p.endswith('s')))}))(?=\s+(?:is|was)\b)",
     re.IGNORECASE,
 )
 _WE = re.compile(r"^we(?P<aux>'re|’re|'ve|’ve)?\s+", re.IGNORECASE)
@@ -204,6 +214,8 @@ def statement(clause: str, today: date) -> list[Fact]:
     """A first-person statement kept in the third person: "I volunteer at a soup
     kitchen" -> "User volunteers at a soup kitchen."; see the module docstring."""
     clause = _HEDGE.sub("", opening_stripped(clause))  # "I think I'm a good cook"
+    if m := _ONE_OF_MY.match(clause):  # "one of my best friends is a nurse"
+        clause = f"my {m.group('who')[:-1]}{clause[m.end():]}"
     if m := _NO_SUBJECT.match(clause):  # "Just got back from the gym": the I is implied
         have = "’ve" if m.group("verb").lower() == "been" else ""
         clause = f"I{have} {clause[0].lower()}{clause[1:]}"
