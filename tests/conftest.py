@@ -26,3 +26,10 @@ def companion_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     # Fast tests use the shipped hashing embedder, not MiniLM.
     monkeypatch.setenv("COMPANION_EMBEDDER", "hash")
     yield home
+    # A command run in-process installs its one-line notice handler on the
+    # process-wide "companion" logger; it does not outlive the test.
+    import logging
+
+    from companion.cli.notices import remove_notices
+
+    remove_notices(logging.getLogger("companion"))

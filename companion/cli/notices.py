@@ -34,10 +34,15 @@ def show_notices(stream: TextIO | None = None) -> None:
 
     One handler at a time: a later call replaces it (its stream may be gone)."""
     logger = logging.getLogger("companion")
-    for h in list(logger.handlers):
-        if isinstance(h, _Notices):  # installed already: replaced, to write to this stream
-            logger.removeHandler(h)
+    remove_notices(logger)  # installed already: replaced, to write to this stream
     handler = _Notices(stream if stream is not None else sys.stderr)
     handler.setLevel(logging.WARNING)
     handler.setFormatter(OneLine())
     logger.addHandler(handler)
+
+
+def remove_notices(logger: logging.Logger) -> None:
+    """Take :func:`show_notices`' handler off ``logger`` again."""
+    for h in list(logger.handlers):
+        if isinstance(h, _Notices):
+            logger.removeHandler(h)
