@@ -608,7 +608,7 @@ class Companion:
         context = GuardContext(
             user_text=user_text,
             persona_name=self.persona.name,
-            has_spoken=self._state.relationship.turns > 1,
+            has_spoken=bool(last) or self._state.relationship.turns > 1,
             last_reply=last,
         )
         outcome = self.last_guard = GuardOutcome()

@@ -122,10 +122,10 @@ def _stem(word: str) -> str:
 def takes_on(reply: list[str], user: list[str], least: int) -> bool:
     """She says, in the first person, what the user said of themselves: the user
     spoke of "I"/"my", and right after one of her own "I"/"my" come at least
-    ``least`` content words, three quarters of them the user's (stems compared),
-    with no "you" among them ("I'm writing letters for others at a company"
-    after "I write letters for other people at a company"; not "I'm sorry about
-    your divorce")."""
+    ``least`` content words, the first (her verb) and 60% of them the user's
+    (stems compared), with no "you" among them ("I write emails for other
+    people" after "I write letters for other people at a company"; not "I'm
+    sorry about your divorce", nor "I think writing letters is lovely")."""
     if not (_FIRST_PERSON & set(user)):
         return False
     theirs = {_stem(x) for x in user if x not in _FILLER}
@@ -136,7 +136,13 @@ def takes_on(reply: list[str], user: list[str], least: int) -> bool:
         if _SECOND_PERSON & set(after):
             continue
         content = [_stem(x) for x in after if x not in _FILLER and x not in _FIRST_PERSON]
-        if len(content) >= least and sum(c in theirs for c in content) >= 0.75 * len(content):
+        # her verb is the user's ("I write ...", not "I think writing ..."), and most
+        # of what follows is theirs
+        if (
+            len(content) >= least
+            and content[0] in theirs
+            and sum(c in theirs for c in content) >= 0.6 * len(content)
+        ):
             return True
     return False
 
@@ -221,6 +227,8 @@ def _sentences_after(
                 sentence, pending = pending[:cut], pending[cut:]
                 if sentence_problem(sentence, said, ctx) is not None:
                     outcome.trimmed = True
+                    if end := _trailing_off(said):
+                        yield end
                     return
                 said += sentence
                 yield sentence
@@ -230,8 +238,18 @@ def _sentences_after(
         yield pending
     elif pending.strip():
         outcome.trimmed = True
+        if end := _trailing_off(said):
+            yield end
     if held is not None:
         raise held
+
+
+def _trailing_off(said: str) -> str:
+    """What ends a reply cut before a sentence that failed: nothing after a whole
+    sentence; after a clause ("That's a bit sad,"), an ellipsis, so that it reads
+    as trailing off rather than broken."""
+    tail = said.rstrip()
+    return "" if not tail or tail[-1] in ".!?\u2026\"'\u201d\u2019)" else "\u2026"
 
 
 def clause_end(text: str) -> int:

@@ -318,3 +318,10 @@ def test_text_after_the_first_clause_in_the_same_chunk_is_checked_with_the_next_
     out = list(guarded(lambda _n: iter(chunks), CTX, outcome))
     assert out == ["Hello there! It's nice to meet you. "]
     assert outcome.trimmed and not outcome.resampled
+
+
+def test_a_reply_cut_after_a_clause_trails_off_instead_of_ending_on_a_comma() -> None:
+    chunks = ["That's a bit sad,", " you know,", " how can I assist you today?"]
+    outcome = GuardOutcome()
+    text = "".join(guarded(lambda _n: iter(chunks), CTX, outcome))
+    assert outcome.trimmed and text == "That's a bit sad,\u2026"
