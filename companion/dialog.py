@@ -47,7 +47,7 @@ from companion.recollect import MEMORY_QUESTION_FACTS, about, is_memory_question
 from companion.reply import Finished, Reply
 from companion.text import clean_message
 from companion.timefmt import ago, local_clock
-from companion.turnparams import generation_params
+from companion.turnparams import generation_params, sampling_settings
 from companion.types import GenerationParams, MemoryItem, Message, PersonaState, SessionInfo, Turn
 
 Clock = Callable[[], datetime]
@@ -338,7 +338,8 @@ class Companion:
         facts = [m.text for m in recalled if m.kind not in ("episode", "summary")]
         if not question or not facts:
             return prompt
-        listed = "\n".join(f"- {to_you(f)}" for f in facts)
+        # one line, not a list: a small model copies a list's layout, not its words
+        listed = "; ".join(to_you(f) for f in facts)
         text = fill(self.prompts.memory_recap.replace("{facts}", listed), **names)
         return dataclass_replace(prompt, messages=(*prompt.messages, Message("system", text)))
 
@@ -574,6 +575,10 @@ class Companion:
             f"\n{name}:", f"\n{self.user}:", "\nUser:", "\nuser:", *(s for s in leaks if s),
             *starts, "\n- ",
         )))  # fmt: skip
+        if sampling_settings(self.config, self.persona.sampling)["max_sentences"] > 0:
+            # a persona that speaks in a few sentences never needs a new line;
+            # after one, a small model goes on writing its private note's lines
+            stops += ("\n",)
         params = generation_params(
             self.config, self.persona.sampling, stop=stops, prefill=prefill, echo=user_text,
             attempt=attempt,
