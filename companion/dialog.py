@@ -41,13 +41,19 @@ from companion.persona import (
     system_text,
     update_state,
 )
-from companion.prompt import Note, Prompt, PromptInput, build_prompt
+from companion.prompt import Note, Prompt, PromptInput, build_prompt, with_message, with_note
 from companion.prompts import Prompts, load_prompts
-from companion.recollect import MEMORY_QUESTION_FACTS, about, is_memory_question, to_you
+from companion.recollect import (
+    MEMORY_QUESTION_FACTS,
+    about,
+    is_memory_question,
+    recap_text,
+    with_all_facts,
+)
 from companion.reply import Finished, Reply
 from companion.text import clean_message
 from companion.timefmt import ago, local_clock
-from companion.turnparams import generation_params, sampling_settings
+from companion.turnparams import generation_params, reply_stops, sampling_settings
 from companion.types import GenerationParams, MemoryItem, Message, PersonaState, SessionInfo, Turn
 
 Clock = Callable[[], datetime]
@@ -264,7 +270,7 @@ class Companion:
         recalled = self.memory.recall(self.user, text, limit=self.config.recall_limit)
         question = is_memory_question(text)
         if question:
-            recalled = self._with_all_facts(recalled)
+            recalled = with_all_facts(recalled, self.memory.items(self.user))
         last_talked = self._state.relationship.last_seen
         state = update_state(self._state, self.persona, text, now)
         names = self._names()  # read once a turn: it looks through every fact
@@ -280,10 +286,7 @@ class Companion:
         if prompt.note is not None:
             self._notes[turn.id] = prompt.note
         self.swipes = []
-        return self._reply(
-            self._with_recap(prompt, question, recalled, names), names, overrides=settings,
-            user_text=text, prefill=self._answer_prefill(question, recalled, names),
-        )
+        return self._answer(prompt, question, recalled, names, settings, text)
 
     def retry(self, **overrides: Any) -> Reply[Turn | None]:
         """Another reply to the user's last message (SillyTavern's swipe).
@@ -310,47 +313,44 @@ class Companion:
         question = is_memory_question(asked.content)
         recalled = self.memory.recall(self.user, asked.content, limit=self.config.recall_limit)
         if question:
-            recalled = self._with_all_facts(recalled)
+            recalled = with_all_facts(recalled, self.memory.items(self.user))
         prompt = self._prompt(
             self._state, self._clock(), names, user=asked.content, memories=recalled,
             last_talked=self._state.relationship.last_seen, question=question,
             reply_tokens=settings.get("max_tokens"), before=asked.id,
         )
         if asked.id in self._notes:  # the note it was first answered with keeps the cache
-            prompt = self._with_note(prompt, self._notes[asked.id])
+            prompt = with_note(prompt, self._notes[asked.id])
         # Only now, with the new prompt ready, does the old reply go.
         self.store.delete_turn(old.id)
         self.swipes.append(old.content)
-        return self._reply(
-            self._with_recap(prompt, question, recalled, names), names, overrides=settings,
-            user_text=asked.content,
-            # each swipe, with its own guard retries, draws other seeds than the last
+        # each swipe, with its own guard retries, draws other seeds than the last
+        return self._answer(
+            prompt, question, recalled, names, settings, asked.content,
             attempt=(GUARD_RETRIES + 1) * len(self.swipes),
-            prefill=self._answer_prefill(question, recalled, names),
         )
 
-    def _with_recap(
-        self, prompt: Prompt, question: bool, recalled: list[MemoryItem], names: dict[str, str]
-    ) -> Prompt:
-        """For a question about what she remembers: the facts once more, after the
-        question, worded as she would say them to the user (a small model answers
-        from what is nearest)."""
-        facts = [m.text for m in recalled if m.kind not in ("episode", "summary")]
-        if not question or not facts:
-            return prompt
-        # one line, not a list: a small model copies a list's layout, not its words
-        listed = "; ".join(to_you(f) for f in facts)
-        text = fill(self.prompts.memory_recap.replace("{facts}", listed), **names)
-        return dataclass_replace(prompt, messages=(*prompt.messages, Message("system", text)))
-
-    def _answer_prefill(
-        self, question: bool, recalled: list[MemoryItem], names: dict[str, str]
-    ) -> str:
-        """The words an answer about what she remembers starts with (none when she
-        remembers nothing, so that she does not make something up)."""
-        if not question or not any(m.kind not in ("episode", "summary") for m in recalled):
-            return ""
-        return fill(self.prompts.memory_prefill, **names)
+    def _answer(
+        self,
+        prompt: Prompt,
+        question: bool,
+        recalled: list[MemoryItem],
+        names: dict[str, str],
+        overrides: dict[str, Any],
+        user_text: str,
+        *,
+        attempt: int = 0,
+    ) -> Reply[Turn | None]:
+        """The reply to ``user_text``; to a question about what she remembers, with
+        the facts once more after it and the answer's first words given."""
+        prefill = ""
+        if question and (recap := recap_text(self.prompts.memory_recap, recalled, names)):
+            prompt = with_message(prompt, Message("system", recap))
+            prefill = fill(self.prompts.memory_prefill, **names)
+        return self._reply(
+            prompt, names, overrides=overrides, user_text=user_text, attempt=attempt,
+            prefill=prefill,
+        )
 
     def greet(self) -> Reply[Turn | None]:
         """Open the session: the persona's first message to a new user, or a
@@ -532,29 +532,6 @@ class Companion:
             )
         return tuple(Message(role, text) for role, text in pairs)
 
-    def _with_all_facts(self, recalled: list[MemoryItem]) -> list[MemoryItem]:
-        """``recalled``, then the user's other facts, newest first (a question about
-        what she remembers is answered from them)."""
-        have = {(m.kind, m.id) for m in recalled}
-        known = sum(m.kind not in ("episode", "summary") for m in recalled)
-        facts = [
-            m for m in self.memory.items(self.user)
-            if m.kind != "summary" and (m.kind, m.id) not in have
-        ]
-        return [*recalled, *facts[: max(MEMORY_QUESTION_FACTS - known, 0)]]
-
-    @staticmethod
-    def _with_note(prompt: Prompt, note: Note) -> Prompt:
-        """``prompt`` with its private note (the message before the user's) made ``note``."""
-        messages = list(prompt.messages)
-        if len(messages) >= 2 and messages[-2].role == "system" and prompt.note is not None:
-            messages[-2] = Message("system", note.text)
-        elif prompt.note is None:
-            messages.insert(len(messages) - 1, Message("system", note.text))
-        else:
-            return prompt
-        return dataclass_replace(prompt, messages=tuple(messages), note=note)
-
     def _params(
         self,
         names: dict[str, str],
@@ -564,21 +541,10 @@ class Companion:
         user_text: str = "",
         attempt: int = 0,
     ) -> GenerationParams:
-        name = names["user"]
-        # A small model sometimes copies its private note into the reply: the
-        # reply ends where the note's own opening words would begin.
-        t = self.prompts.templates(**names)
-        leaks = (t.context_header, t.memories.split("{facts}")[0].strip())
-        # ... or a line that starts like one of the note's lines, or a list
-        starts = tuple(f"\n{' '.join(s.split()[:3])}" for s in leaks if s)
-        stops = tuple(dict.fromkeys((
-            f"\n{name}:", f"\n{self.user}:", "\nUser:", "\nuser:", *(s for s in leaks if s),
-            *starts, "\n- ",
-        )))  # fmt: skip
-        if sampling_settings(self.config, self.persona.sampling)["max_sentences"] > 0:
-            # a persona that speaks in a few sentences never needs a new line;
-            # after one, a small model goes on writing its private note's lines
-            stops += ("\n",)
+        stops = reply_stops(
+            self.prompts.templates(**names), (names["user"], self.user),
+            in_sentences=sampling_settings(self.config, self.persona.sampling)["max_sentences"] > 0,
+        )
         params = generation_params(
             self.config, self.persona.sampling, stop=stops, prefill=prefill, echo=user_text,
             attempt=attempt,

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from companion.errors import ConfigError
 from companion.llm.base import MESSAGE_OVERHEAD_TOKENS
@@ -324,3 +324,20 @@ def build_prompt(
         note=note,
         examples_used=len(examples),
     )
+
+
+def with_message(prompt: Prompt, message: Message) -> Prompt:
+    """``prompt`` with ``message`` added at the end (after the user's message)."""
+    return replace(prompt, messages=(*prompt.messages, message))
+
+
+def with_note(prompt: Prompt, note: Note) -> Prompt:
+    """``prompt`` with its private note (the message before the user's) made ``note``."""
+    messages = list(prompt.messages)
+    if len(messages) >= 2 and messages[-2].role == "system" and prompt.note is not None:
+        messages[-2] = Message("system", note.text)
+    elif prompt.note is None:
+        messages.insert(len(messages) - 1, Message("system", note.text))
+    else:
+        return prompt
+    return replace(prompt, messages=tuple(messages), note=note)

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import re
 
+from companion.persona import fill
+from companion.types import MemoryItem
+
 #: "Do you remember ...?", "What do you know about me?": answered from memory.
 _MEMORY_QUESTION = re.compile(
     r"\b(?:do|did|can|don't|do not) you (?:still |even )?(?:remember|recall)\b"
@@ -59,3 +62,28 @@ def _base_form(verb: str) -> str:
     if low.endswith("s") and not low.endswith("ss") and len(low) > 3:
         return verb[:-1]
     return verb
+
+
+def _is_fact(item: MemoryItem) -> bool:
+    return item.kind not in ("episode", "summary")
+
+
+def with_all_facts(recalled: list[MemoryItem], items: list[MemoryItem]) -> list[MemoryItem]:
+    """``recalled``, then the user's other facts from ``items`` (newest first), up to
+    :data:`MEMORY_QUESTION_FACTS` facts in all: a question about what she
+    remembers is answered from them."""
+    have = {(m.kind, m.id) for m in recalled}
+    known = sum(_is_fact(m) for m in recalled)
+    facts = [m for m in items if m.kind != "summary" and (m.kind, m.id) not in have]
+    return [*recalled, *facts[: max(MEMORY_QUESTION_FACTS - known, 0)]]
+
+
+def recap_text(template: str, recalled: list[MemoryItem], names: dict[str, str]) -> str:
+    """The facts among ``recalled`` as she would say them to the user, in
+    ``template`` (its ``{facts}``), names filled in; "" when she remembers nothing
+    (then nothing is added, and her answer is not led, so she makes nothing up)."""
+    facts = [to_you(m.text) for m in recalled if _is_fact(m)]
+    if not facts:
+        return ""
+    # one line, not a list: a small model copies a list's layout, not its words
+    return fill(template.replace("{facts}", "; ".join(facts)), **names)

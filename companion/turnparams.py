@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from companion.config import SAMPLING_KEYS, Config
+from companion.prompt import PromptTemplates
 from companion.types import GenerationParams
 
 #: How much stronger the penalties get with each guard retry.
@@ -68,3 +69,18 @@ def generation_params(
         dry_multiplier=max(params.dry_multiplier, 0.8) * k,
         echo_penalty=max(params.echo_penalty, 1.0) * k,
     )
+
+
+def reply_stops(
+    templates: PromptTemplates, names: tuple[str, ...], *, in_sentences: bool
+) -> tuple[str, ...]:
+    """Where a reply ends before the model writes someone else's line: a new
+    line starting with the user's ``names`` or "User:"; the start of her private
+    note, or a line that starts like one of its lines, or a list (a small model
+    sometimes copies its note); and, for a persona that speaks in a few
+    sentences (``in_sentences``), any new line."""
+    leaks = (templates.context_header, templates.memories.split("{facts}")[0].strip())
+    starts = tuple(f"\n{' '.join(s.split()[:3])}" for s in leaks if s)
+    speakers = tuple(f"\n{n}:" for n in names if n)
+    stops = (*speakers, "\nUser:", "\nuser:", *(s for s in leaks if s), *starts, "\n- ")
+    return tuple(dict.fromkeys(stops + (("\n",) if in_sentences else ())))
