@@ -60,6 +60,16 @@ class Config:
     #: which needs a token), and web page origins allowed to call it (none).
     allowed_hosts: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()
+    #: The agenda (see :mod:`companion.agenda`): the user's time zone (an IANA
+    #: name; "" = the system's), whether she speaks first (briefings, follow-ups,
+    #: check-ins; reminders the user asked for fire either way), the hours she
+    #: keeps quiet ("22:00-08:00"; "" = none), the most unprompted messages a
+    #: day, and the silence in an open chat before she checks in (0 = never).
+    timezone: str = ""
+    proactive: bool = True
+    quiet_hours: str = "22:00-08:00"
+    max_unprompted_per_day: int = 4
+    checkin_after_minutes: int = 120
     #: Settings given by the user (their config file or overrides), not defaults.
     explicit: frozenset[str] = frozenset()
 
@@ -104,6 +114,11 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "reply_guard": (bool,),
     "allowed_hosts": (list, tuple),
     "allowed_origins": (list, tuple),
+    "timezone": (str,),
+    "proactive": (bool,),
+    "quiet_hours": (str,),
+    "max_unprompted_per_day": (int,),
+    "checkin_after_minutes": (int,),
 }
 #: The settings a persona's ``[sampling]`` table may give.
 SAMPLING_KEYS = (
@@ -132,7 +147,10 @@ _RANGES: dict[str, tuple[float, float]] = {
     "dry_allowed_length": (1, 50),
     "echo_penalty": (0.0, 10.0),
     "max_sentences": (0, 100),
+    "max_unprompted_per_day": (0, 100),
+    "checkin_after_minutes": (0, 10080),
 }
+_QUIET = re.compile(r"^(?:([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d))?$")
 
 
 def sampling_range(key: str) -> tuple[float, float]:
@@ -178,11 +196,26 @@ def _check(values: dict[str, Any], source: tuple[Path | str, str] | None) -> Non
                 f"{key} must be one of {', '.join(_CHOICES[key])}, not {value!r}",
                 path=path, line=line,
             )
+        if key == "quiet_hours" and not _QUIET.match(str(value)):
+            raise ConfigError('quiet_hours must look like "22:00-08:00" (or "" for none)',
+                              path=path, line=line)
+        if key == "timezone" and value:
+            _check_zone(str(value), path, line)
         if key in _RANGES:
             lo, hi = _RANGES[key]
             number = float(values[key])
             if not lo <= number <= hi:
                 raise ConfigError(f"{key} must be between {lo} and {hi}", path=path, line=line)
+
+
+def _check_zone(name: str, path: Path | str | None, line: int | None) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"timezone {name!r} is not a known time zone (e.g. Europe/Paris)",
+                          path=path, line=line) from exc
 
 
 def _from_file(path: Path | str, text: str) -> dict[str, Any]:

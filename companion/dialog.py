@@ -15,9 +15,16 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import replace as dataclass_replace
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 from pathlib import Path
 from typing import Any
 
+from companion.agenda import store as agenda_store
+from companion.agenda.intake import Entry, Intake, file_entry
+from companion.agenda.fire import Poller
+from companion.agenda.model import AgendaItem, Notice, Status
+from companion.agenda.proactive import Policy
+from companion.agenda.zone import user_zone
 from companion.config import Config, load_config
 from companion.errors import InputError
 from companion.guard import GUARD_RETRIES, GuardOutcome, guarded
@@ -133,6 +140,11 @@ class Companion:
         #: The example dialogue left the prompt (the history needed the room); it
         #: does not come back, so the cached prefix changes only once.
         self._examples_dropped = False
+        #: Reminders and plans read from the user's messages (see :mod:`companion.agenda`).
+        self._zone: ZoneInfo | None = None
+        self._intake = Intake(self.zone, self.prompts.plans)
+        self._entries: dict[int, Entry] = {}
+        self._poller: Poller | None = None
         self._session = self._begin_session()
 
     # -- opening and closing -------------------------------------------------
@@ -267,6 +279,9 @@ class Companion:
             removed = self.memory.forget(self.user, "last" if request.last else request.words)
             return self._reply_from(iter([_forgot(removed)]))
         now = self._clock()
+        entry = self._intake.read(text, now)
+        if entry is not None and entry.question:  # a reminder she cannot set as said
+            return self._ask_back(text, entry, now)
         recalled = self.memory.recall(self.user, text, limit=self.config.recall_limit)
         question = is_memory_question(text)
         if question:
@@ -277,16 +292,20 @@ class Companion:
         prompt = self._prompt(
             state, now, names, user=text, memories=recalled, last_talked=last_talked,
             reply_tokens=settings.get("max_tokens"), question=question,
+            instruction=fill(entry.note, **names) if entry else "",
         )
         with self.store.transaction():
             turn = self.store.add_turn(self.user, self._session.id, "user", text, now)
             self.memory.remember(turn)
             self.store.save_state(self.user, self.persona.name, state_to_dict(state), now)
+            if entry is not None:
+                file_entry(self.store, self.user, entry, self.zone(), now, turn.id)
+                self._entries[turn.id] = entry
         self._state = state
         if prompt.note is not None:
             self._notes[turn.id] = prompt.note
         self.swipes = []
-        return self._answer(prompt, question, recalled, names, settings, text)
+        return self._answer(prompt, question, recalled, names, settings, text, entry=entry)
 
     def retry(self, **overrides: Any) -> Reply[Turn | None]:
         """Another reply to the user's last message (SillyTavern's swipe).
@@ -327,7 +346,7 @@ class Companion:
         # each swipe, with its own guard retries, draws other seeds than the last
         return self._answer(
             prompt, question, recalled, names, settings, asked.content,
-            attempt=(GUARD_RETRIES + 1) * len(self.swipes),
+            attempt=(GUARD_RETRIES + 1) * len(self.swipes), entry=self._entries.get(asked.id),
         )
 
     def _answer(
@@ -340,17 +359,36 @@ class Companion:
         user_text: str,
         *,
         attempt: int = 0,
+        entry: Entry | None = None,
     ) -> Reply[Turn | None]:
         """The reply to ``user_text``; to a question about what she remembers, with
-        the facts once more after it and the answer's first words given."""
-        prefill = ""
+        the facts once more after it and the answer's first words given; to a
+        message that set a reminder, starting with its confirmation, and never
+        stating another time than the agenda's."""
+        prefill = fill(entry.prefill, **names) if entry else ""
         if question and (recap := recap_text(self.prompts.memory_recap, recalled, names)):
             prompt = with_message(prompt, Message("system", recap))
-            prefill = fill(self.prompts.memory_prefill, **names)
+            prefill = prefill or fill(self.prompts.memory_prefill, **names)
+        wrong_time, fallback = None, ""
+        if entry is not None:
+            fallback = fill(entry.confirmation, **names)
+            now = self._clock()
+
+            def wrong_time(text: str) -> bool:
+                return entry.wrong_time(text, now)
+
         return self._reply(
             prompt, names, overrides=overrides, user_text=user_text, attempt=attempt,
-            prefill=prefill,
+            prefill=prefill, wrong_time=wrong_time, time_fallback=fallback,
         )
+
+    def _ask_back(self, text: str, entry: Entry, now: datetime) -> Reply[Turn | None]:
+        """A reminder that cannot be set as said: the message is stored and she
+        asks when (no model call); the next message is read as the answer."""
+        with self.store.transaction():
+            turn = self.store.add_turn(self.user, self._session.id, "user", text, now)
+            self.memory.remember(turn)
+        return self._reply_from(iter([entry.question]))
 
     def greet(self) -> Reply[Turn | None]:
         """Open the session: the persona's first message to a new user, or a
@@ -443,6 +481,49 @@ class Companion:
                 return m.group(1).strip()
         return self.user
 
+    # -- the agenda ----------------------------------------------------------
+
+    def zone(self) -> ZoneInfo:
+        """The user's time zone (config ``timezone``, else the system's)."""
+        if self._zone is None:
+            self._zone = user_zone(self.config)
+        return self._zone
+
+    def agenda(self, statuses: tuple[Status, ...] = ("pending", "snoozed")) -> list[AgendaItem]:
+        """The user's reminders and plans, soonest first."""
+        return agenda_store.list_items(self.store, self.user, statuses=statuses)
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
+    def poller(self) -> Poller:
+        """What asks for due notices in this session (see :mod:`companion.agenda.fire`)."""
+        if self._poller is None:
+            self._poller = Poller(
+                self.store, self.user, policy=Policy.from_config(self.config, self.zone()),
+                clock=self._clock, session=lambda: self._session,
+            )
+        return self._poller
+
+    def due(self) -> list[Notice]:
+        """What she says now without being asked: due reminders (each occurrence
+        once) and, after a long silence, a check-in or how a plan went (within
+        the config's limits). They are stored as her turns and returned:
+        returning them is delivering them."""
+        poller = self.poller()
+        notices = poller.due_notices()
+        poller.delivered(notices)
+        return notices
+
+    def opening(self) -> list[Notice]:
+        """What she says as the session opens: the day's briefing (once a day)
+        and how past plans went (once each), stored as her turns and returned."""
+        poller = self.poller()
+        notices = poller.opening()
+        poller.delivered(notices)
+        return notices
+
     # -- internals -----------------------------------------------------------
 
     def _names(self) -> dict[str, str]:
@@ -499,11 +580,11 @@ class Companion:
                 state=render_state(
                     state, self.persona, now=now, user_name=names["user"], last_talked=last_talked
                 ),
-                clock=local_clock(now, step_minutes=CLOCK_STEP_MINUTES),
+                clock=local_clock(now, step_minutes=CLOCK_STEP_MINUTES, zone=self.zone()),
                 post_history=fill(self.persona.post_history_instructions, **names),
-                instruction=instruction or (
-                    fill(self.prompts.memory_question, **names) if question else ""
-                ),
+                instruction="\n".join(filter(None, (
+                    instruction, fill(self.prompts.memory_question, **names) if question else "",
+                ))),
                 user=user,
                 examples=offered,
             ),
@@ -560,6 +641,8 @@ class Companion:
         overrides: dict[str, Any] | None = None,
         user_text: str = "",
         attempt: int = 0,
+        wrong_time: Callable[[str], bool] | None = None,
+        time_fallback: str = "",
     ) -> Reply[Turn | None]:
         def stream(n: int) -> Iterator[str]:
             params = self._params(
@@ -581,6 +664,8 @@ class Companion:
             persona_name=self.persona.name,
             has_spoken=bool(last) or self._state.relationship.turns > 1,
             last_reply=last,
+            wrong_time=wrong_time,
+            time_fallback=time_fallback,
         )
         outcome = self.last_guard = GuardOutcome()
         chunks = guarded(stream, context, outcome)

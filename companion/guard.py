@@ -67,6 +67,12 @@ class Context:
     has_spoken: bool = True
     #: Her previous reply (a reply starting the same way is a loop across turns).
     last_reply: str = ""
+    #: Whether a piece of the reply states another date or time than the one
+    #: the turn set in the agenda (see :mod:`companion.agenda.intake`).
+    wrong_time: Callable[[str], bool] | None = None
+    #: Said instead of a first clause that still states a wrong time after the
+    #: retries (the reply's prefill, if any, has already confirmed the right one).
+    time_fallback: str = ""
 
 
 def problem(clause: str, ctx: Context) -> str | None:
@@ -86,6 +92,8 @@ def problem(clause: str, ctx: Context) -> str | None:
         return "loop"
     if help_desk(clause):
         return "assistant"
+    if ctx.wrong_time is not None and ctx.wrong_time(clause):
+        return "time"
     return None
 
 
@@ -190,6 +198,13 @@ def guarded(
             _close(stream)
             outcome.resampled += 1
             continue
+        if issue == "time":  # never say a time the agenda does not hold
+            _close(stream)
+            outcome.problems = (*found, issue)
+            outcome.trimmed = True
+            if ctx.time_fallback:
+                yield ctx.time_fallback
+            return
         if issue is not None:
             found.append(issue)
             outcome.failed = True
@@ -296,6 +311,8 @@ def sentence_problem(sentence: str, said: str, ctx: Context) -> str | None:
     grams = {tuple(before[i : i + 4]) for i in range(len(before) - 3)}
     if any(tuple(w[i : i + 4]) in grams for i in range(len(w) - 3)) or repeats(sentence, 4):
         return "loop"
+    if ctx.wrong_time is not None and ctx.wrong_time(said[start:] + sentence):
+        return "time"
     return None
 
 

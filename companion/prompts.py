@@ -28,6 +28,7 @@ class Prompts:
     memory_recap: str
     examples_start: str
     examples_skipped: str
+    plans: dict[str, str]
 
     def templates(self, *, char: str, user: str) -> PromptTemplates:
         """The templates for :func:`~companion.prompt.build_prompt`, names filled in."""
@@ -40,6 +41,11 @@ class Prompts:
             examples_start=fill(self.examples_start, char=char, user=user),
             examples_skipped=self.examples_skipped,
         )
+
+
+#: The entries of ``[plans]`` (see :class:`companion.agenda.intake.Templates`).
+PLAN_KEYS = ("reminder_note", "plan_note", "reminder_prefill", "plan_prefill",
+             "reminder_confirmation", "plan_confirmation", "question_again")
 
 
 def _get(data: dict[str, Any], section: str, key: str, source: str) -> str:
@@ -65,4 +71,5 @@ def load_prompts() -> Prompts:
         memory_recap=_get(data, "memory", "recap", source),
         examples_start=_get(data, "examples", "chat_start", source),
         examples_skipped=_get(data, "examples", "skipped", source),
+        plans={key: _get(data, "plans", key, source) for key in PLAN_KEYS},
     )

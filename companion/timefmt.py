@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, tzinfo
 
 
 def span(seconds: float) -> str:
@@ -24,9 +24,9 @@ def ago(then: datetime, now: datetime) -> str:
     return "just now" if words == "a moment" else f"{words} ago"
 
 
-def local_clock(now: datetime, *, step_minutes: int = 1) -> str:
+def local_clock(now: datetime, *, step_minutes: int = 1, zone: tzinfo | None = None) -> str:
     """The local date and time for the prompt: ``Tuesday 24 November 2026, 18:55``
-    (minutes rounded down to ``step_minutes``)."""
-    local = now.astimezone()
+    (minutes rounded down to ``step_minutes``), in ``zone`` (default: the system's)."""
+    local = now.astimezone(zone)
     local = local.replace(minute=local.minute - local.minute % step_minutes)
     return f"{local:%A} {local.day} {local:%B %Y, %H:%M}"

@@ -22,7 +22,8 @@ def _dicts(conn: sqlite3.Connection, sql: str, user_id: str) -> list[dict[str, A
 
 
 def export_user(conn: sqlite3.Connection, user_id: str) -> dict[str, Any]:
-    """Everything stored about ``user_id``: sessions, turns, facts, persona states."""
+    """Everything stored about ``user_id``: sessions, turns, facts, persona states,
+    the agenda (with the occurrences fired)."""
     names = migrations.applied(conn)
     turns = _dicts(
         conn,
@@ -62,6 +63,19 @@ def export_user(conn: sqlite3.Connection, user_id: str) -> dict[str, Any]:
     for summary in summaries:
         summary["turn_ids"] = json.loads(summary["turn_ids"])
         summary["pinned"] = bool(summary["pinned"])
+    agenda = _dicts(
+        conn,
+        """SELECT id, what, kind, when_utc, tz, all_day, rrule, status, snoozed_until,
+                  source_turn_id, created_at, followed_up_at, uid,
+                  (SELECT json_group_array(json_object('due_at', due_at, 'claimed_at',
+                          claimed_at, 'shown_at', shown_at, 'done_at', done_at))
+                   FROM agenda_fires WHERE item_id = agenda.id) AS fires
+           FROM agenda WHERE user_id = ? ORDER BY id""",
+        user_id,
+    )
+    for item in agenda:
+        item["all_day"] = bool(item["all_day"])
+        item["fires"] = json.loads(item["fires"])
     return {
         "format": EXPORT_FORMAT,
         "schema_version": len(names),
@@ -76,13 +90,15 @@ def export_user(conn: sqlite3.Connection, user_id: str) -> dict[str, Any]:
         "facts": facts,
         "summaries": summaries,
         "states": states,
+        "agenda": agenda,
     }
 
 
 def erase_user(conn: sqlite3.Connection, user_id: str) -> dict[str, int]:
     """Delete every row of ``user_id`` (facts and their index entries first).
 
-    Returns the number of rows deleted per kind: facts, states, turns, sessions.
+    Returns the number of rows deleted per kind: facts, states, turns, sessions
+    (the agenda and its fires go too).
     The full-text index is merged afterwards so deleted words do not linger in
     it, and ``secure_delete`` (set by the store) zeroes the freed pages.
     """
@@ -90,6 +106,7 @@ def erase_user(conn: sqlite3.Connection, user_id: str) -> dict[str, int]:
     def delete(table: str) -> int:
         return conn.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,)).rowcount
 
+    delete("agenda")  # its fires go with it (foreign key cascade)
     counts = {
         "facts": delete("facts"),
         "states": delete("persona_states"),

@@ -8,8 +8,9 @@ nothing else: "I always forget my keys" is not a request).
 still remember it: a fact's source turns; the turns, facts and summaries that
 contain all the words; the facts taken from deleted turns; the summaries of
 the sessions that lost turns (consolidation writes them again from what is
-left). Vectors go with their items (triggers), and the FTS indexes are merged
-so deleted words leave no trace in them (``secure_delete`` zeroes the pages).
+left); the agenda items taken from deleted turns or holding all the words.
+Vectors go with their items (triggers), and the FTS indexes are merged so
+deleted words leave no trace in them (``secure_delete`` zeroes the pages).
 """
 
 from __future__ import annotations
@@ -73,13 +74,15 @@ class Removed:
     turns: int = 0
     summaries: int = 0
     items: list[MemoryItem] = field(default_factory=list)
+    #: Agenda items (reminders, plans) removed with them.
+    agenda: int = 0
 
     def describe(self) -> str:
-        if not (self.facts or self.turns or self.summaries):
+        if not (self.facts or self.turns or self.summaries or self.agenda):
             return "nothing matched"
         parts = [f"{n} {word}{'' if n == 1 else 's'}" for n, word in (
-            (self.facts, "fact"), (self.turns, "message"), (self.summaries, "session summary"))
-            if n]
+            (self.facts, "fact"), (self.turns, "message"), (self.summaries, "session summary"),
+            (self.agenda, "agenda item")) if n]
         return "removed " + ", ".join(parts)
 
 
@@ -99,12 +102,22 @@ def _match(conn: sqlite3.Connection, table: str, user_id: str, words: str) -> li
     ).fetchall())
 
 
+def _agenda_with(conn: sqlite3.Connection, user_id: str, words: str) -> list[int]:
+    """The user's agenda items whose words include every word of ``words``."""
+    wanted = set(fts.words(words))
+    if not wanted:
+        return []
+    rows = conn.execute("SELECT id, what FROM agenda WHERE user_id = ?", (user_id,)).fetchall()
+    return [int(r[0]) for r in rows if wanted <= set(fts.words(r[1]))]
+
+
 def cascade_forget(conn: sqlite3.Connection, user_id: str, target: int | str) -> Removed:
     """Delete what ``target`` names and what derives from it (in the caller's transaction)."""
     facts: set[int] = set()
     turns: set[int] = set()
     summaries: set[int] = set()
     by_words: set[int] = set()
+    agenda: set[int] = set()
     if isinstance(target, int):
         facts.update(_ids(conn.execute(
             "SELECT id FROM facts WHERE user_id = ? AND id = ?", (user_id, target)).fetchall()))
@@ -121,6 +134,7 @@ def cascade_forget(conn: sqlite3.Connection, user_id: str, target: int | str) ->
         facts.update(_match(conn, "facts_fts", user_id, target))
         summaries.update(_match(conn, "summaries_fts", user_id, target))
         by_words = set(_match(conn, "turns_fts", user_id, target))
+        agenda.update(_agenda_with(conn, user_id, target))
     # A message forgotten as such takes its facts with it; facts only found in a
     # message forgotten for its words stay (they lose their source).
     for turn_id in list(turns):
@@ -157,10 +171,16 @@ def cascade_forget(conn: sqlite3.Connection, user_id: str, target: int | str) ->
             id=summary_id, user_id=user_id, kind="summary", text=row["text"],
             source_turn_id=None, created_at=from_text(row["created_at"]),
             session_id=row["session_id"]))
+    # A reminder or plan taken from a forgotten message goes with it.
+    for turn_id in turns:
+        agenda.update(_ids(conn.execute(
+            "SELECT id FROM agenda WHERE user_id = ? AND source_turn_id = ?",
+            (user_id, turn_id)).fetchall()))
+    conn.executemany("DELETE FROM agenda WHERE id = ?", [(i,) for i in agenda])
     conn.executemany("DELETE FROM facts WHERE id = ?", [(i,) for i in facts])
     conn.executemany("DELETE FROM summaries WHERE id = ?", [(i,) for i in summaries])
     conn.executemany("DELETE FROM turns WHERE id = ?", [(i,) for i in turns])
     if facts or turns or summaries:
         for table in ("facts_fts", "turns_fts", "summaries_fts"):
             conn.execute(f"INSERT INTO {table} ({table}) VALUES ('optimize')")
-    return Removed(len(facts), len(turns), len(summaries), items)
+    return Removed(len(facts), len(turns), len(summaries), items, len(agenda))

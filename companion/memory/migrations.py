@@ -32,6 +32,17 @@ stated_at, superseded_at, superseded_by)``
     one condensed text per finished session, with the ids of its turns (m003).
 ``embeddings(kind, item_id, user_id, model, vector)``
     a float32 sentence vector per turn, fact or summary; deleted with its item (m003).
+``agenda(id, user_id, what, kind, when_utc, tz, all_day, rrule, status, snoozed_until,
+source_turn_id, created_at, followed_up_at, uid)``
+    reminders and plans (m005): ``when_utc`` is the next occurrence in UTC, ``tz``
+    the IANA zone its recurrence is expanded in, ``uid`` its stable iCalendar UID.
+``agenda_fires(item_id, due_at, claimed_at, shown_at, done_at)``
+    one row per reminder occurrence claimed; the primary key (item_id, due_at) is
+    what makes an occurrence fire once (m005).
+``agenda_notices(id, user_id, kind, given_at, turn_id)``
+    every notice she gave on her own (reminder, briefing, follow_up, check_in) and
+    the turn it was stored as: what the daily limit and the once-a-day briefing
+    count (m006).
 
 Ids are AUTOINCREMENT so an erased user's ids are never handed out again.
 """
@@ -222,6 +233,59 @@ def m004_flagged_replies(conn: sqlite3.Connection) -> None:
         conn,
         "ALTER TABLE turns ADD COLUMN flagged INTEGER NOT NULL DEFAULT 0 "
         "CHECK (flagged IN (0, 1))",
+    )
+
+
+
+@migration
+def m005_agenda(conn: sqlite3.Connection) -> None:
+    _run(
+        conn,
+        """CREATE TABLE agenda (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            what TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('reminder', 'plan')),
+            when_utc TEXT NOT NULL,
+            tz TEXT NOT NULL,
+            all_day INTEGER NOT NULL DEFAULT 0 CHECK (all_day IN (0, 1)),
+            rrule TEXT,
+            status TEXT NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'done', 'snoozed', 'cancelled')),
+            snoozed_until TEXT,
+            source_turn_id INTEGER REFERENCES turns(id) ON DELETE SET NULL,
+            created_at TEXT NOT NULL,
+            followed_up_at TEXT,
+            uid TEXT NOT NULL,
+            UNIQUE (user_id, uid)
+        )""",
+        "CREATE INDEX agenda_by_user ON agenda(user_id, status, when_utc)",
+        "CREATE INDEX agenda_by_source ON agenda(source_turn_id)",
+        """CREATE TABLE agenda_fires (
+            item_id INTEGER NOT NULL REFERENCES agenda(id) ON DELETE CASCADE,
+            due_at TEXT NOT NULL,
+            claimed_at TEXT NOT NULL,
+            shown_at TEXT,
+            done_at TEXT,
+            PRIMARY KEY (item_id, due_at)
+        )""",
+        "CREATE INDEX agenda_fires_unshown ON agenda_fires(shown_at, item_id)",
+    )
+
+
+@migration
+def m006_agenda_notices(conn: sqlite3.Connection) -> None:
+    _run(
+        conn,
+        """CREATE TABLE agenda_notices (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            kind TEXT NOT NULL
+                CHECK (kind IN ('reminder', 'briefing', 'follow_up', 'check_in')),
+            given_at TEXT NOT NULL,
+            turn_id INTEGER REFERENCES turns(id) ON DELETE SET NULL
+        )""",
+        "CREATE INDEX agenda_notices_by_user ON agenda_notices(user_id, kind, given_at)",
     )
 
 

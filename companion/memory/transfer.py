@@ -6,8 +6,9 @@ written, when it is not that format, comes from a newer schema (a migration
 this version does not know), has a malformed record (a wrong type, an id out
 of range, text that is not valid Unicode) or nests deeper than any export. A valid file is
 written in one transaction under the chosen user, with new ids (old ids are
-mapped); facts the user already has are kept once. Vectors are recomputed by
-:meth:`LongTermMemory.reindex`.
+mapped); facts the user already has are kept once, and so are agenda items
+(by UID; an export from before the agenda existed imports too). Vectors are
+recomputed by :meth:`LongTermMemory.reindex`.
 """
 
 from __future__ import annotations
@@ -185,12 +186,85 @@ def check_export(data: Any) -> None:
         _need(s, "turn_ids", list, where)
         _ids(s, "turn_ids", where)
         _time(s, "created_at", where)
+    _check_agenda(data.get("agenda", []))
     states = data.get("states", {})
     if not isinstance(states, dict):
         raise InputError("import file: 'states' must be an object")
     for persona, st in states.items():
         if isinstance(st, dict) and isinstance(st.get("state"), dict):
             _time(st, "updated_at", f"states[{persona!r}]", optional=True)
+
+
+def _check_agenda(agenda: Any) -> None:
+    """The export's agenda items (absent in older exports) are storable as they are."""
+    from companion.agenda.model import STATUSES
+    from companion.agenda.rows import check_rule, check_what
+    from companion.agenda.zone import zone
+
+    if not isinstance(agenda, list):
+        raise InputError("import file: 'agenda' must be a list")
+    for i, a in enumerate(agenda):
+        where = f"agenda[{i}]"
+        try:
+            check_what(_need(a, "what", str, where))
+            if _need(a, "kind", str, where) not in ("reminder", "plan"):
+                raise InputError("kind is not 'reminder' or 'plan'")
+            if _need(a, "status", str, where) not in STATUSES:
+                raise InputError(f"status is not one of {list(STATUSES)}")
+            when = from_text(str(_time(a, "when_utc", where))).astimezone(
+                zone(_need(a, "tz", str, where)))
+            _optional(a, "rrule", str, where)
+            check_rule(when, a.get("rrule"))
+            _optional(a, "uid", str, where)
+            if a.get("uid") is not None and not 0 < len(a["uid"].strip()) <= 255:
+                raise InputError("uid must be 1 to 255 characters")
+            _optional(a, "source_turn_id", int, where)
+            for key in ("snoozed_until", "created_at", "followed_up_at"):
+                _time(a, key, where, optional=True)
+            for j, f in enumerate(_need(a, "fires", list, where) if "fires" in a else []):
+                _time(f, "due_at", f"{where}.fires[{j}]")
+                for key in ("claimed_at", "shown_at", "done_at"):
+                    _time(f, key, f"{where}.fires[{j}]", optional=True)
+        except InputError as exc:
+            message = str(exc)
+            if not message.startswith("import file:"):
+                message = f"import file: {where}: {message}"
+            raise InputError(message) from exc
+
+
+def _import_agenda(conn: sqlite3.Connection, agenda: list[dict[str, Any]], user_id: str,
+                   turn_ids: dict[int, int], now: str) -> int:
+    """Insert the checked agenda items (an item whose UID the user has is kept once)."""
+    import uuid
+
+    from companion.agenda.rows import check_what
+
+    added = 0
+    for a in agenda:
+        source = turn_ids.get(a["source_turn_id"]) if a.get("source_turn_id") is not None \
+            else None
+        cur = conn.execute(
+            """INSERT INTO agenda (user_id, what, kind, when_utc, tz, all_day, rrule, status,
+                                   snoozed_until, source_turn_id, created_at, followed_up_at,
+                                   uid)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT (user_id, uid) DO NOTHING""",
+            (user_id, check_what(a["what"]), a["kind"], a["when_utc"], a["tz"].strip(),
+             int(bool(a.get("all_day"))), a.get("rrule") or None, a["status"],
+             a.get("snoozed_until") if a["status"] == "snoozed" else None, source,
+             a.get("created_at") or now, a.get("followed_up_at"),
+             a.get("uid") or f"{uuid.uuid4()}@companion"),
+        )
+        if not cur.rowcount:
+            continue
+        added += 1
+        conn.executemany(
+            "INSERT OR IGNORE INTO agenda_fires (item_id, due_at, claimed_at, shown_at, done_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [(cur.lastrowid, f["due_at"], f.get("claimed_at") or f["due_at"],
+              f.get("shown_at") or f.get("claimed_at") or f["due_at"], f.get("done_at"))
+             for f in a.get("fires") or []])
+    return added
 
 
 def import_user(conn: sqlite3.Connection, data: Any, user_id: str) -> dict[str, int]:
@@ -249,5 +323,10 @@ def import_user(conn: sqlite3.Connection, data: Any, user_id: str) -> dict[str, 
                    VALUES (?, ?, ?, ?) ON CONFLICT (user_id, persona) DO NOTHING""",
                 (user_id, persona, json.dumps(st["state"]), st.get("updated_at") or first),
             )
-    return {"sessions": len(session_ids), "turns": len(turn_ids), "facts": facts,
-            "summaries": summaries}
+    agenda = _import_agenda(conn, data.get("agenda", []), user_id, turn_ids,
+                            first or "1970-01-01T00:00:00.000000+00:00")
+    counts = {"sessions": len(session_ids), "turns": len(turn_ids), "facts": facts,
+              "summaries": summaries}
+    if agenda:
+        counts["agenda items"] = agenda
+    return counts
