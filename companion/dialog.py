@@ -21,6 +21,8 @@ from typing import Any
 
 from companion.agenda import store as agenda_store
 from companion.agenda.intake import Entry, Intake, file_entry
+from companion.agenda.ask import answer as agenda_answer
+from companion.agenda.ask import asked_span, is_agenda_question
 from companion.agenda.fire import Poller
 from companion.agenda.model import AgendaItem, Notice, Status
 from companion.agenda.proactive import Policy
@@ -279,9 +281,11 @@ class Companion:
             removed = self.memory.forget(self.user, "last" if request.last else request.words)
             return self._reply_from(iter([_forgot(removed)]))
         now = self._clock()
+        if is_agenda_question(text):  # from the store: the model would invent times
+            return self._answer_plainly(text, self._agenda_answer(text, now), now)
         entry = self._intake.read(text, now)
         if entry is not None and entry.question:  # a reminder she cannot set as said
-            return self._ask_back(text, entry, now)
+            return self._answer_plainly(text, entry.question, now)
         recalled = self.memory.recall(self.user, text, limit=self.config.recall_limit)
         question = is_memory_question(text)
         if question:
@@ -382,13 +386,20 @@ class Companion:
             prefill=prefill, wrong_time=wrong_time, time_fallback=fallback,
         )
 
-    def _ask_back(self, text: str, entry: Entry, now: datetime) -> Reply[Turn | None]:
-        """A reminder that cannot be set as said: the message is stored and she
-        asks when (no model call); the next message is read as the answer."""
+    def _answer_plainly(self, text: str, answer: str, now: datetime) -> Reply[Turn | None]:
+        """A reply that does not come from the model (a question about the
+        agenda, a reminder she must ask about): the message is stored, and the
+        answer streamed and stored as hers."""
         with self.store.transaction():
             turn = self.store.add_turn(self.user, self._session.id, "user", text, now)
             self.memory.remember(turn)
-        return self._reply_from(iter([entry.question]))
+        return self._reply_from(iter([answer]))
+
+    def _agenda_answer(self, text: str, now: datetime) -> str:
+        local = now.astimezone(self.zone())
+        start, end, span = asked_span(text, local)
+        found = agenda_store.between(self.store, self.user, start, end)
+        return agenda_answer(found, local, span, self.prompts.plans)
 
     def greet(self) -> Reply[Turn | None]:
         """Open the session: the persona's first message to a new user, or a

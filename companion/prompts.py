@@ -45,7 +45,9 @@ class Prompts:
 
 #: The entries of ``[plans]`` (see :class:`companion.agenda.intake.Templates`).
 PLAN_KEYS = ("reminder_note", "plan_note", "reminder_prefill", "plan_prefill",
-             "reminder_confirmation", "plan_confirmation", "question_again")
+             "reminder_confirmation", "plan_confirmation", "question_again",
+             "agenda_intro", "agenda_intro_span", "agenda_empty", "agenda_empty_span",
+             "agenda_more")
 
 
 def _get(data: dict[str, Any], section: str, key: str, source: str) -> str:

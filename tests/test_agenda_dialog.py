@@ -37,7 +37,7 @@ def test_reminder_is_stored_and_confirmed_from_the_item(tmp_path, clock):
     user_turn = [t for t in c.history() if t.role == "user"][-1]
     assert item.source_turn_id == user_turn.id
     note = "\n".join(m.content for m in llm.calls[-1] if m.role == "system")
-    assert "remind them to call Maya" in note and "2026-12-11" in note
+    assert "set a reminder" in note and "call Maya" in note and "2026-12-11" in note
     # the confirmation is the reply's start, given to the model as a prefill
     assert llm.params[-1].prefill.startswith("Okay, I'll remind you")
 
@@ -96,3 +96,27 @@ def test_the_note_clock_is_in_the_users_zone(tmp_path, clock):
     c.say("hello there").text()
     note = "\n".join(m.content for m in llm.calls[-1] if m.role == "system")
     assert "14:30" in note
+
+
+def test_in_twenty_minutes_is_said_back_with_its_clock_time(tmp_path, clock):
+    llm = FakeLLM(["Good thinking."])
+    c = _open(tmp_path, llm, clock)
+    reply = c.say("in 20 minutes remind me to check the oven").text()
+    assert reply.startswith("Okay, I'll remind you to check the oven in 20 minutes (at 2:50 pm).")
+
+
+def test_what_is_on_my_agenda_is_answered_from_the_store(tmp_path, clock):
+    llm = FakeLLM(["Noted.", "Good luck!"])
+    c = _open(tmp_path, llm, clock)
+    empty = c.say("What's on my agenda?").text()
+    assert "Nothing" in empty
+    c.say("remind me to call Maya on Friday at 6").text()
+    c.say("My interview is next Tuesday at 10am").text()
+    calls = len(llm.calls)
+    listed = c.say("what's on my agenda?").text()
+    assert len(llm.calls) == calls  # no model call: the times come from the store
+    assert "On Friday at 6 pm: remind you to call Maya." in listed
+    assert "Tuesday 15 December at 10 am: your interview." in listed
+    tomorrow = c.say("what do I have tomorrow?").text()
+    assert tomorrow == "Nothing's on your agenda tomorrow."
+    assert [t.role for t in c.history()][-2:] == ["user", "assistant"]

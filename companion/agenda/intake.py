@@ -40,6 +40,19 @@ _HAS_DAY = re.compile(
     re.IGNORECASE,
 )
 
+_SPACES = re.compile(r"\s+")
+_EXPLICIT_CLOCK = re.compile(
+    r"\d\s*(?:am|pm|a\.m\.|p\.m\.)|\d:\d\d|\bnoon\b|\bmidnight\b|\b(?:1[3-9]|2[0-3])\b",
+    re.IGNORECASE,
+)
+_WEEKDAY = re.compile(r"\b(?:mon|tue|wed|thu|fri|sat|sun)\w*", re.IGNORECASE)
+_DATE_WORDS = re.compile(
+    r"\d{1,2}(?:st|nd|rd|th)\b|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)\w*\s+\d"
+    r"|\d\s+(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)|\d{4}-\d\d|\d/\d|"
+    r"\btoday\b|\btomorrow\b|\btonight\b",
+    re.IGNORECASE,
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Templates:
@@ -52,6 +65,11 @@ class Templates:
     reminder_confirmation: str
     plan_confirmation: str
     question_again: str
+    agenda_intro: str = ""
+    agenda_intro_span: str = ""
+    agenda_empty: str = ""
+    agenda_empty_span: str = ""
+    agenda_more: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,21 +101,38 @@ def states_other_time(
     """Whether ``text`` names a day or a clock time that is not ``when``'s.
 
     Only what the text says is compared: a clock time with the item's time of
-    day, a day with its date (not for a recurring item, whose days are many),
-    "in 20 minutes" with the moment itself.
+    day (a bare "at 10" with either reading of it), a day with its date (a
+    weekday alone with the item's weekday, since "on Tuesday" said on Monday of
+    the week before means the item's Tuesday; nothing for a recurring item,
+    whose days are many), "in 20 minutes" with the moment itself. Parts of the
+    day ("in the morning") are not compared.
     """
     for phrase, said in find_times(text, now):
         if _HAS_SPAN.search(phrase):
             if abs(said - when) > _SLACK:
                 return True
             continue
-        if _HAS_CLOCK.search(phrase) and not all_day and (said.hour, said.minute) != (
-            when.hour, when.minute
-        ):
+        if _HAS_CLOCK.search(phrase) and not all_day and _other_clock(phrase, said, when):
             return True
-        if not repeats and _HAS_DAY.search(phrase) and said.date() != when.date():
+        if not repeats and _HAS_DAY.search(phrase) and _other_day(phrase, said, when):
             return True
     return False
+
+
+def _other_clock(phrase: str, said: datetime, when: datetime) -> bool:
+    if said.minute != when.minute:
+        return True
+    if _EXPLICIT_CLOCK.search(phrase):
+        return said.hour != when.hour
+    return said.hour % 12 != when.hour % 12  # "at 10": ten in the morning or the evening
+
+
+def _other_day(phrase: str, said: datetime, when: datetime) -> bool:
+    if said.date() == when.date():
+        return False
+    weekday_only = _WEEKDAY.search(phrase) and not _DATE_WORDS.search(phrase)
+    near = abs((said.date() - when.date()).days) <= 14
+    return not (weekday_only and near and said.weekday() == when.weekday())
 
 
 class Intake:
@@ -146,6 +181,8 @@ class Intake:
             self._asked = draft
             return Entry(draft, question=fill_what(t.question_again, draft))
         said = when_words(draft.when, now, all_day=draft.all_day, rrule=draft.rrule)
+        if _HAS_SPAN.search(draft.phrase) and draft.rrule is None:  # "in 20 minutes"
+            said = f"{_SPACES.sub(' ', draft.phrase.strip()).lower()} (at {clock_words(draft.when)})"
         full = f"{said} ({draft.when:%A %Y-%m-%d}" + (
             ")" if draft.all_day else f", {clock_words(draft.when)})"
         )

@@ -20,6 +20,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TextIO
 
@@ -34,6 +35,7 @@ from companion.text import MAX_MESSAGE_CHARS, safe
 from companion.types import Turn
 
 if TYPE_CHECKING:
+    from companion.cli.due import DueNotices
     from companion.cli.voice import SpokenReply
     from companion.voice.speaker import Speaker
 
@@ -82,6 +84,27 @@ def _private_history(home: Path) -> Path:
     return path
 
 
+class TerminalReader:
+    """prompt_toolkit's prompt; what another thread prints while it waits goes
+    above the line being typed, which stays as it was."""
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+
+    def __call__(self, prompt: str) -> str:
+        from prompt_toolkit.patch_stdout import patch_stdout
+
+        with patch_stdout():
+            return str(self.session.prompt(prompt))
+
+    def typing(self) -> bool:
+        """Whether the prompt is waiting with a line not yet sent."""
+        return bool(self.session.app.is_running and self.session.default_buffer.text)
+
+    def above(self, line: str) -> None:
+        print(line, file=sys.stdout, flush=True)  # patched while the prompt waits
+
+
 def make_reader(home: Path) -> Reader:
     """prompt_toolkit on a terminal (editing, history); plain lines from a pipe."""
     if sys.stdin.isatty() and sys.stdout.isatty():
@@ -94,7 +117,7 @@ def make_reader(home: Path) -> Reader:
         history: History = (InMemoryHistory() if encryption(home / "companion.db")
                             else FileHistory(str(_private_history(home))))
         session: PromptSession[str] = PromptSession(history=history)
-        return session.prompt
+        return TerminalReader(session)
     return _stdin_reader(sys.stdin)
 
 
@@ -109,6 +132,9 @@ class ChatLoop:
         err: TextIO,
         home: Path,
         speaker: Speaker | None = None,
+        due: DueNotices | None = None,
+        *,
+        watch: bool | None = None,
     ) -> None:
         self.companion = companion
         self.read = read
@@ -120,6 +146,10 @@ class ChatLoop:
         self.speaker = speaker
         #: A message not sent because the store stayed locked (Enter alone sends it).
         self.pending: str | None = None
+        #: The agenda's notices: asked before each prompt, and (``watch``, on a
+        #: terminal by default) by a thread while the prompt waits.
+        self.due = due
+        self.watch = self.interactive if watch is None else watch
 
     def show(self, reply: Reply[Turn | None]) -> None:
         """Stream a reply; Ctrl-C stops it and keeps what was said.
@@ -214,13 +244,40 @@ class ChatLoop:
         except KeyboardInterrupt:
             current.stop()
 
+    def write_notice(self, line: str) -> None:
+        """One of her notices, on its own line (above the prompt on a terminal)."""
+        above = getattr(self.read, "above", None)
+        if above is not None:
+            above(line)
+        else:
+            self.out.write(line + "\n")
+            self.out.flush()
+
     def run(self, *, greet: bool = True) -> int:
         if self.interactive:
             print("(Type /help for commands, Ctrl-D to leave.)", file=self.err)
         if greet:
             self.show(self.companion.greet())
+        if self.due is not None:
+            self.due.opening()
+            if self.watch:
+                self.due.start()
+        try:
+            return self._loop()
+        finally:
+            if self.due is not None:
+                self.due.stop()
+
+    def _handling(self) -> AbstractContextManager[None]:
+        """Held while a line is handled: no notice is shown in the middle of a reply."""
+        return self.due.handling() if self.due is not None else nullcontext()
+
+    def _loop(self) -> int:
         prompt = "you> " if self.interactive else ""
         while True:
+            if self.due is not None:
+                with self._handling():
+                    self.due.check()
             try:
                 line = self.read(prompt)
             except EOFError:
@@ -232,25 +289,40 @@ class ChatLoop:
             except InputError as exc:
                 echo(f"({exc})", self.err)
                 continue
-            if not line.strip() and self.pending is not None:
-                line = self.pending
-            self.pending = None
-            if line.startswith("/") and not line.startswith("//"):
-                ctx = CommandContext(self.companion, self.out, self.err, self.home, self.show,
-                                     self.ask)
-                if run_command(ctx, line) == "quit":
+            with self._handling():
+                if self._handle(line) == "quit":
                     return 0
-                continue
-            if line.startswith("//"):
-                line = line[1:]
-            try:
-                reply = self._send(line)
-            except InputError as exc:
-                if line.strip() or not self.interactive:
-                    echo(f"({exc})", self.err)
-                continue
-            if reply is not None:
-                self.show(reply)
+
+    def _handle(self, line: str) -> str | None:
+        """Run one line: a command, or a message and her reply."""
+        if not line.strip() and self.pending is not None:
+            line = self.pending
+        self.pending = None
+        if line.startswith("/") and not line.startswith("//"):
+            ctx = CommandContext(self.companion, self.out, self.err, self.home, self.show,
+                                 self.ask)
+            return run_command(ctx, line)
+        if line.startswith("//"):
+            line = line[1:]
+        try:
+            reply = self._send(line)
+        except InputError as exc:
+            if line.strip() or not self.interactive:
+                echo(f"({exc})", self.err)
+            return None
+        if reply is not None:
+            self.show(reply)
+        return None
+
+
+def agenda_notices(
+    companion: Companion, write: Callable[[str], None], typing: Callable[[], bool] | None
+) -> DueNotices:
+    """The agenda's notices for a chat with ``companion``, written by ``write``."""
+    from companion.cli.due import DueNotices
+
+    return DueNotices(companion.poller(), lambda: companion.persona.name, write,
+                      typing=typing or (lambda: False))
 
 
 def run_chat(args: argparse.Namespace) -> int:
@@ -268,7 +340,9 @@ def run_chat(args: argparse.Namespace) -> int:
         speaker = open_chat_voice(config, args.save_audio, sys.stderr)
     companion = Companion.open(config=config, progress=progress)
     try:
-        loop = ChatLoop(companion, make_reader(home), sys.stdout, sys.stderr, home, speaker)
+        reader = make_reader(home)
+        loop = ChatLoop(companion, reader, sys.stdout, sys.stderr, home, speaker)
+        loop.due = agenda_notices(companion, loop.write_notice, getattr(reader, "typing", None))
         try:
             return loop.run(greet=not args.no_greeting)
         finally:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from companion.cli.agenda_chat import AGENDA_COMMANDS, agenda_command
 from companion.cli.memory import is_id, label, parse_target
 from companion.cli.output import echo, to_json, write_private
 from companion.dialog import Companion
@@ -28,6 +29,10 @@ HELP = """\
 /mood              her mood and your relationship, in words and numbers
 /retry             another reply to your last message, in place of hers
 /new               end this session and start a new one
+/agenda            your reminders and plans (with numbers)
+/done N            mark agenda item N done (a repeating one: this time)
+/snooze N 10m      remind again in 10m (2h, 1d, "half an hour", ...)
+/cancel N          cancel agenda item N (a repeating one: all of it)
 /export [FILE] [--force]
                    write everything stored about you to a private JSON file
                    (never replaces a file unless --force is given)
@@ -160,6 +165,8 @@ def run_command(ctx: CommandContext, line: str) -> str | None:
             ctx.show(c.new_session())
         elif name == "/export":
             _export(ctx, arg)
+        elif name in AGENDA_COMMANDS:
+            agenda_command(ctx.companion, name, arg, ctx.out)
         else:
             echo(f"(unknown command {safe(name, one_line=True)[:80]}; try /help)", ctx.err)
     except CompanionError as exc:

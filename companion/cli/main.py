@@ -17,10 +17,12 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from companion.cli.agenda import add_agenda_parser
 from companion.cli.doctor import add_doctor_parser
 from companion.cli.encrypt import add_encrypt_parser
 from companion.cli.notices import show_notices
 from companion.cli.output import echo
+from companion.cli.remind import add_remind_parser
 from companion.cli.serve import add_serve_parser
 from companion.cli.voice import add_voice_parser
 from companion.errors import CompanionError
@@ -114,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_voice_parser(sub, _add_common)
     add_doctor_parser(sub)
     add_encrypt_parser(sub)
+    add_remind_parser(sub)
+    add_agenda_parser(sub)
     return parser
 
 
@@ -176,5 +180,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         from companion.cli.encrypt import run_encrypt
 
         return run_encrypt(args)
+    if args.command == "agenda":
+        from companion.cli.agenda import run_agenda
+
+        return run_agenda(args)
+    if args.command == "remind":
+        from companion.cli.remind import run_remind
+
+        return run_remind(args)
     build_parser().print_help()
     return 2

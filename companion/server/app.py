@@ -5,6 +5,9 @@
     GET  /health                 "ok" (no token needed); with the token, the model and
                                  the median stage timings
     GET  /metrics                stage timings and counters (JSON; ?format=prometheus)
+    GET  /v1/companion/agenda    the user's agenda; ``?due=1``: and the reminders due
+                                 (see :mod:`companion.server.agenda`, which also puts
+                                 due reminders into replies as ``companion_notices``)
 
 Only programs may call it: requests from web pages and for foreign host names
 are refused (:mod:`companion.server.guard`), and a completion's body must say
@@ -22,12 +25,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -40,7 +44,7 @@ from companion.errors import CompanionError, InputError, StoreLockedError
 from companion.llm.base import LLM
 from companion.memory.codec import check_user_id
 from companion.persona import Persona
-from companion.server import schema
+from companion.server import agenda, schema
 from companion.server.auth import TokenAuth, authorized
 from companion.server.guard import RequestGuard
 from companion.server.metrics import Metrics
@@ -130,6 +134,7 @@ class CompanionServer:
                 Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
                 Route("/health", self.health, methods=["GET"]),
                 Route("/metrics", self.metrics_endpoint, methods=["GET"]),
+                Route("/v1/companion/agenda", self.agenda_endpoint, methods=["GET"]),
             ],
             middleware=self._middleware(),
             exception_handlers={ApiError: self._api_error, HTTPException: self._http_error},
@@ -216,6 +221,13 @@ class CompanionServer:
         snapshot = self.metrics.snapshot()
         return JSONResponse({"model": self.model_id, "llm": self.llm.name, **snapshot})
 
+    async def agenda_endpoint(self, request: Request) -> Response:
+        self.metrics.count("requests")
+        try:
+            return await agenda.endpoint(request, self.pool, self.config.user)
+        except CompanionError as exc:
+            return self._failed(exc)
+
     async def chat_completions(self, request: Request) -> Response:
         self.metrics.count("requests")
         check_json(request)
@@ -256,7 +268,7 @@ class CompanionServer:
                     return self._gone(pending)
                 if isinstance(done, Failed):
                     return self._failed(done.error)
-                return self._completion(done, headers)
+                return await self._completion(done, headers, turn.user)
             streaming = True
         finally:
             watch.stop()
@@ -264,7 +276,7 @@ class CompanionServer:
                 pending.cancel()
         self.metrics.count("streams")
         return StreamingResponse(
-            self._stream(pending, first, include_usage=chat.include_usage),
+            self._stream(pending, first, include_usage=chat.include_usage, user=turn.user),
             media_type="text/event-stream",
             headers={**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
@@ -291,7 +303,7 @@ class CompanionServer:
             param = "user" if header is None else USER_HEADER
             raise ApiError(400, str(exc), param=param, code="invalid_user") from exc
 
-    def _completion(self, done: Done, headers: dict[str, str]) -> Response:
+    async def _completion(self, done: Done, headers: dict[str, str], user: str) -> Response:
         body = schema.completion(
             schema.completion_id(),
             int(time.time()),
@@ -300,10 +312,13 @@ class CompanionServer:
             done.finish_reason,
             schema.usage(done.prompt_tokens, done.completion_tokens),
         )
-        return JSONResponse(body, headers=headers)
+        notices, delivered = await asyncio.to_thread(agenda.with_reply, self.pool, user)
+        if notices:
+            body["companion_notices"] = agenda.notices_json(notices)
+        return JSONResponse(body, headers=headers, background=BackgroundTask(delivered))
 
     async def _stream(
-        self, pending: PendingTurn, first: Event, *, include_usage: bool
+        self, pending: PendingTurn, first: Event, *, include_usage: bool, user: str
     ) -> AsyncIterator[bytes]:
         ident, created = schema.completion_id(), int(time.time())
 
@@ -313,6 +328,7 @@ class CompanionServer:
             )
 
         finished = False
+        delivered: Callable[[], None] = agenda.nothing
         try:
             yield piece({"role": "assistant", "content": ""})
             event = first
@@ -320,7 +336,13 @@ class CompanionServer:
                 if isinstance(event, Chunk):
                     yield piece({"content": event.text})
                 elif isinstance(event, Done):
-                    yield piece({}, event.finish_reason)
+                    notices, delivered = await asyncio.to_thread(agenda.with_reply, self.pool,
+                                                                 user)
+                    last = schema.chunk(ident, created, self.model_id, {},
+                                        finish_reason=event.finish_reason)
+                    if notices:
+                        last["companion_notices"] = agenda.notices_json(notices)
+                    yield schema.sse(last)
                     if include_usage:
                         use = schema.usage(event.prompt_tokens, event.completion_tokens)
                         yield schema.sse(schema.usage_chunk(ident, created, self.model_id, use))
@@ -331,6 +353,7 @@ class CompanionServer:
                 event = await pending.next()
             yield schema.sse("[DONE]")
             finished = True
+            await asyncio.to_thread(delivered)
         finally:
             if not finished:  # the client went away: stop generating, keep what was said
                 pending.cancel()
