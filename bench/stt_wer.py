@@ -9,6 +9,7 @@ seconds) and the median and 90th-percentile latency per utterance.
 
     flock /tmp/cpu.lock .venv/bin/python bench/stt_wer.py
     .venv/bin/python bench/stt_wer.py --configs 1:1 --show   # threads:beam, print the texts
+    .venv/bin/python bench/stt_wer.py --configs 1:1:full      # the 30-second window (before)
 
 pocketsphinx is compared when it is installed (pip install pocketsphinx).
 """
@@ -57,10 +58,10 @@ SENTENCES = [
 Recognizer = Callable[[Audio], str]
 
 
-def whisper(threads: int, beam: int) -> Recognizer:
+def whisper(threads: int, beam: int, short_window: bool = True) -> Recognizer:
     from companion.voice.stt import FasterWhisperSTT
 
-    stt = FasterWhisperSTT(threads=threads, beam_size=beam)
+    stt = FasterWhisperSTT(threads=threads, beam_size=beam, short_window=short_window)
     return lambda audio: stt.transcribe(audio).text
 
 
@@ -104,7 +105,10 @@ def measure(name: str, recognize: Recognizer, clips: dict[str, list[Audio]], sho
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--configs", default="1:1,2:1,1:5", help="threads:beam, comma-separated")
+    parser.add_argument(
+        "--configs", default="1:1:full,1:1,2:1,1:5",
+        help="threads:beam[:full], comma-separated (full: the 30-second window, as before)",
+    )
     parser.add_argument("--show", action="store_true", help="print misrecognized sentences")
     args = parser.parse_args()
     clips = {e: [speech(s, e) for s in SENTENCES] for e in ("piper", "espeak")}
@@ -113,10 +117,10 @@ def main() -> None:
             f"# {engine}: {len(audios)} sentences, {sum(a.seconds for a in audios):.1f} s of speech"
         )
     for config in args.configs.split(","):
-        threads, beam = (int(x) for x in config.split(":"))
-        measure(
-            f"whisper tiny.en int8 t={threads} b={beam}", whisper(threads, beam), clips, args.show
-        )
+        threads_s, beam_s, *rest = config.split(":")
+        threads, beam, full = int(threads_s), int(beam_s), rest == ["full"]
+        label = f"whisper tiny.en int8 t={threads} b={beam} {'30 s' if full else 'short'}"
+        measure(label, whisper(threads, beam, not full), clips, args.show)
     sphinx = pocketsphinx()
     if sphinx is None:
         print("pocketsphinx not installed: skipped")

@@ -6,14 +6,17 @@ the virtual device in real time (the same code path as a microphone), with the
 real Silero VAD, faster-whisper tiny.en, Piper for her voice and a real chat
 model, and prints per turn and as p50/p95:
 
-- end of turn: the user's last speech -> the end of the turn detected (VAD hangover)
+- end of turn: the user's last speech -> the end of the turn detected (200 ms of
+  silence, then Smart Turn; ``--no-turn``: 600 ms of silence, as before)
 - STT: -> transcript ready
 - first token: -> the model's first text chunk
 - first sentence synthesized: -> the first sentence's audio ready
 - first audio out: -> its first sample leaves the speaker
 
 plus the recognizer's word error rate on the same utterances. The target
-(issue 5): p50 end-to-end under 800 ms with the default model on 2 cores.
+(issues 5 and 15): p50 end-to-end under 800 ms, p95 under 1.5 s with the
+default model on 2 cores. False cut-offs are measured by bench/turn_taking.py,
+barge-in by tests/test_voice_loop.py and tests/test_voice_e2e.py.
 
     .venv/bin/python bench/voice_latency.py
     .venv/bin/python bench/voice_latency.py --model smollm2-135m-instruct --engines piper,espeak
@@ -72,11 +75,19 @@ def run_engine(engine: str, args: argparse.Namespace, llm: Any) -> tuple[list[An
     with Companion.open(user="theo", model=llm, home=home, temperature=0.0,
                         max_tokens=args.max_tokens) as c:
         from companion.cli.voice import STT_THREADS, voice_decoding
+        from companion.voice.turn import load_turn_model
 
         voice_decoding(llm, c.config)
-        loop = VoiceLoop(c, device, load_stt(threads=STT_THREADS), load_tts(args.tts), load_vad(),
-                         on_event=events.append)
+        turn, why = load_turn_model() if args.turn else (None, "end of turn by silence only")
+        if why:
+            print(f"  ({why})")
+        stt_threads = 1 if args.turn else STT_THREADS  # recognition now overlaps the turn wait
+        loop = VoiceLoop(c, device, load_stt(threads=stt_threads), load_tts(args.tts), load_vad(),
+                         on_event=events.append, turn=turn)
         loop.run(greet=False)
+        spec = loop.speculator
+        print(f"  speculation: {'on' if spec.enabled else 'off (no Companion.prompt_for)'}, "
+              f"{spec.hits} hits, {spec.misses} misses")
     device.close()
     heard = [e.text for e in events if isinstance(e, Heard)]
     pairs = list(zip(UTTERANCES[: len(heard)], heard, strict=False))
@@ -96,6 +107,8 @@ def main() -> int:
     ap.add_argument("--max-tokens", type=int, default=40)
     ap.add_argument("--threads", type=int, help="generation threads (default: as companion voice)")
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--no-turn", dest="turn", action="store_false",
+                    help="end turns by 600 ms of silence (before Smart Turn)")
     args = ap.parse_args()
 
     from companion.llm.loader import load_llm

@@ -15,15 +15,15 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import replace as dataclass_replace
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from companion.agenda import store as agenda_store
-from companion.agenda.intake import Entry, Intake, file_entry
 from companion.agenda.ask import answer as agenda_answer
 from companion.agenda.ask import asked_span, is_agenda_question
 from companion.agenda.fire import Poller
+from companion.agenda.intake import Entry, Intake, file_entry
 from companion.agenda.model import AgendaItem, Notice, Status
 from companion.agenda.proactive import Policy
 from companion.agenda.zone import user_zone

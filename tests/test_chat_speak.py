@@ -85,3 +85,16 @@ def test_ctrl_c_during_a_spoken_reply_stops_both(tmp_path: Path) -> None:
     assert speaker.current is not None and speaker.current.stopped
     assert reply.done and reply.result is not None and reply.result.interrupted
     companion.close()
+
+
+def test_speak_also_says_her_notices(tmp_path: Path) -> None:
+    companion = open_test_companion(tmp_path, llm=FakeLLM(["Sure."]), user="theo")
+    tts = FakeTTS()
+    speaker = Speaker(NoSpeaker(), tts)
+    loop = ChatLoop(companion, lambda _p: "", io.StringIO(), io.StringIO(), tmp_path, speaker)
+    loop.write_notice("Samantha: It's 6 pm: call Maya.")
+    assert speaker.current is not None
+    speaker.current.wait(timeout=5)
+    assert " ".join(tts.texts) == "It's 6 pm: call Maya."
+    assert "call Maya" in loop.out.getvalue()
+    companion.close()

@@ -190,3 +190,34 @@ def test_chunking_keeps_every_word_and_ignores_how_the_stream_is_split(
     assert " ".join(got).split() == text.split()
     assert all(s and s == s.strip() for s in got)
     assert all(len(s) <= 180 for s in got)
+
+
+@pytest.mark.parametrize(
+    ("text", "pieces"),
+    [
+        ("Oh, that sounds lovely. Tell me more.", ["Oh,", "that sounds lovely.", "Tell me more."]),
+        ("I think that the best thing to cook tonight is pasta.",
+         ["I think that the best thing", "to cook tonight is pasta."]),
+        ("Hi Theo! How are you today, my friend?", ["Hi Theo!", "How are you today, my friend?"]),
+        ("Well - I am not so sure about that.", ["Well", "- I am not so sure about that."]),
+        ("Try (this one, or that one) first please now.",
+         ["Try (this one, or that one)", "first please now."]),
+        ("Pi is 3.14, roughly speaking.", ["Pi is 3.14,", "roughly speaking."]),
+        ("Sure thing.", ["Sure thing."]),
+    ],
+)
+def test_first_clause_goes_alone(text: str, pieces: list[str]) -> None:
+    """With first_words, the first piece ends at the first clause mark or after that
+    many words, wherever the stream is split; the rest comes in sentences."""
+    assert stream(text, SentenceChunker(first_words=6, first_max_chars=48)) == pieces
+    c = SentenceChunker(first_words=6, first_max_chars=48)
+    assert c.push(text) + c.flush() == pieces
+    assert " ".join(pieces) == text
+
+
+def test_first_clause_waits_for_the_next_word() -> None:
+    c = SentenceChunker(first_words=3)
+    assert c.push("One two three") == []
+    assert c.push(" ") == []  # a fourth word may not come: the sentence may end here
+    assert c.push("four") == ["One two three"]
+    assert c.flush() == ["four"]

@@ -19,8 +19,8 @@ from datetime import datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 from companion.agenda.model import Draft
-from companion.agenda.store import add_item
 from companion.agenda.parse import find_item, find_times, parse_when
+from companion.agenda.store import add_item
 from companion.agenda.words import clock_words, when_words
 from companion.errors import InputError
 from companion.memory.store import Store
@@ -182,7 +182,8 @@ class Intake:
             return Entry(draft, question=fill_what(t.question_again, draft))
         said = when_words(draft.when, now, all_day=draft.all_day, rrule=draft.rrule)
         if _HAS_SPAN.search(draft.phrase) and draft.rrule is None:  # "in 20 minutes"
-            said = f"{_SPACES.sub(' ', draft.phrase.strip()).lower()} (at {clock_words(draft.when)})"
+            span = _SPACES.sub(" ", draft.phrase.strip()).lower()
+            said = f"{span} (at {clock_words(draft.when)})"
         full = f"{said} ({draft.when:%A %Y-%m-%d}" + (
             ")" if draft.all_day else f", {clock_words(draft.when)})"
         )

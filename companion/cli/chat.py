@@ -252,6 +252,14 @@ class ChatLoop:
         else:
             self.out.write(line + "\n")
             self.out.flush()
+        if self.speaker is not None:  # --speak: said aloud too, after what is playing
+            from companion.voice.style import speech_style
+
+            playing = self.speaker.current
+            if playing is not None and not playing.done:
+                playing.wait()
+            words = line.split(": ", 1)[-1]
+            self.speaker.start([words], speech_style(self.companion.persona, self.companion.state))
 
     def run(self, *, greet: bool = True) -> int:
         if self.interactive:

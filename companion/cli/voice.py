@@ -12,19 +12,24 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import queue
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from companion.cli.options import config_from_args
 from companion.config import Config
-from companion.errors import AudioError, CompanionError
+from companion.errors import AudioError, CompanionError, StoreLockedError
 
 if TYPE_CHECKING:
+    from companion.agenda.model import Notice
     from companion.dialog import Companion
+    from companion.reply import Finished, Reply
+    from companion.types import Turn
     from companion.voice.base import AudioDevice
     from companion.voice.loop import Event
     from companion.voice.speaker import Speaker, Speech
@@ -121,7 +126,7 @@ def run_voice(args: argparse.Namespace) -> int:
             show = _printer(companion, sys.stdout, sys.stderr, log)
             loop = VoiceLoop(companion, device, stt, tts, vad, push_to_talk=talk,
                              half_duplex=args.half_duplex, on_event=show,
-                             save_dir=args.save_audio)
+                             save_dir=args.save_audio, between_turns=agenda_voice(companion))
             if not args.input_wav and not args.push_to_talk:
                 print("(listening: speak when you like; Ctrl-C to stop)", file=sys.stderr)
             try:
@@ -140,6 +145,47 @@ def run_voice(args: argparse.Namespace) -> int:
         device.close()
         if log is not None:
             log.close()
+
+
+def agenda_voice(
+    companion: Companion, *, interval: float = 0.5, clock: Callable[[], float] = time.monotonic,
+) -> Callable[[], Reply[Turn | None] | None]:
+    """The agenda's notices as replies she speaks between turns (and the loop
+    prints): the session's briefing first, then what is due, asked every
+    ``interval`` seconds. A notice is stored as her turn once it was said."""
+    from companion.reply import Reply
+
+    poller = companion.poller()
+    queued: list[Notice] = []
+    opened = False
+    asked = -math.inf  # when last asked
+
+    def next_notice() -> Reply[Turn | None] | None:
+        nonlocal opened, asked
+        now = clock()
+        if not queued and now - asked >= interval:
+            asked = now
+            try:
+                if not opened:
+                    opened = True
+                    queued.extend(poller.opening())
+                queued.extend(poller.due_notices())
+            except StoreLockedError:
+                pass  # another process is writing: asked again in a moment
+            except CompanionError as exc:
+                asked = math.inf  # said once, not every half second
+                print(f"(the agenda could not be checked: {exc})", file=sys.stderr, flush=True)
+        if not queued:
+            return None
+        notice = queued.pop(0)
+
+        def said(_done: Finished) -> Turn | None:
+            turns = poller.delivered([notice])
+            return turns[0] if turns else None
+
+        return Reply(iter([notice.text]), said)
+
+    return next_notice
 
 
 def _open_device(args: argparse.Namespace) -> AudioDevice:

@@ -102,3 +102,31 @@ def write_wav(path: Path | str, audio: Audio) -> Path:
     except OSError as exc:
         raise AudioError(f"cannot write {out}: {exc}") from exc
     return out
+
+
+class StreamResampler:
+    """Resamples a stream block by block from ``src`` Hz to ``dst`` Hz (a device that
+    forces its own rate), carrying the filter's context from block to block."""
+
+    def __init__(self, src: int, dst: int) -> None:
+        g = gcd(src, dst)
+        self.src, self.dst = src, dst
+        self._up, self._down = dst // g, src // g
+        self._tail = np.zeros(self._down * max(1, 256 // self._down), dtype=np.float32)
+        self._pending = np.zeros(0, dtype=np.float32)
+
+    def __call__(self, block: Samples) -> Samples:
+        if self.src == self.dst:
+            return block.astype(np.float32, copy=False)
+        from scipy.signal import resample_poly
+
+        self._pending = np.concatenate([self._pending, block.astype(np.float32, copy=False)])
+        n = len(self._pending) // self._down * self._down
+        if n == 0:
+            return np.zeros(0, dtype=np.float32)
+        data = np.concatenate([self._tail, self._pending[:n]])
+        out = resample_poly(data, self._up, self._down)
+        skip = len(self._tail) * self._up // self._down
+        self._tail = data[len(data) - len(self._tail) :]
+        self._pending = self._pending[n:]
+        return np.asarray(out[skip:], dtype=np.float32)

@@ -6,6 +6,8 @@ puts them together with the double-talk gate.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
 
 from companion.voice.audio import Samples
@@ -13,6 +15,25 @@ from companion.voice.audio import Samples
 #: Samples per processing block (16 ms at 16 kHz).
 BLOCK = 256
 
+
+class Canceller(Protocol):
+    """What :class:`~companion.voice.echo.EchoGuard` needs of an echo canceller:
+    this one (NLMS) or :class:`~companion.voice.webrtc_aec.WebRtcCanceller` (AEC3)."""
+
+    #: Samples the output lags the input by.
+    latency: int
+
+    def cancel(self, mic: Samples, ref: Samples) -> Samples:
+        """One block: the microphone minus the echo of ``ref``."""
+        ...
+
+    def adapt(self, residual: Samples) -> None:
+        """Learn from the last block's residual (her echo alone was heard)."""
+        ...
+
+    def reset(self) -> None:
+        """Forget what was learned."""
+        ...
 
 
 class EchoCanceller:
@@ -25,6 +46,7 @@ class EchoCanceller:
 
     def __init__(self, *, partitions: int = 16, mu: float = 0.8, block: int = BLOCK) -> None:
         self.block = block
+        self.latency = 0
         self.partitions = partitions
         self.mu = mu
         bins = block + 1

@@ -4,157 +4,61 @@ The microphone hears the user *and* what the speaker plays. Every
 :class:`~companion.voice.base.Frame` carries what was played during the same
 block (``frame.played``), the reference for these stages:
 
-0. :class:`~companion.voice.canceller.DelayEstimator` finds the bulk delay from
-   speaker to microphone (GCC-PHAT) during her first second of speech, and the
-   reference is delayed by it, so the canceller only models what is left.
-1. :class:`~companion.voice.canceller.EchoCanceller`, a partitioned-block
-   frequency-domain NLMS filter (the MDF family, as in Speex and WebRTC's AEC):
-   it learns the path from the speaker to the microphone (gain, room) and
-   subtracts the echo it predicts. It adapts only while the user is silent, so
-   their speech does not teach it to cancel them.
-2. :class:`EchoGate`, a Geigel-style double-talk detector on what is left: it
-   tracks how loud the residual echo is relative to the reference (the
-   *residual gain*, which falls as the canceller converges) and lets audio
-   through to the listener only when the residual is clearly louder than her
-   echo could be. Otherwise the listener hears silence.
+1. A canceller removes her echo. Two are here (``aec``, bench/echo.py compares them):
+
+   - ``nlms``: :class:`~companion.voice.canceller.DelayEstimator` finds the bulk
+     delay (GCC-PHAT) during her first second of speech, then
+     :class:`~companion.voice.canceller.EchoCanceller`, a partitioned-block
+     frequency-domain NLMS filter, learns the rest of the path and subtracts the
+     echo it predicts, adapting only while the user is silent. Transparent in
+     double talk (the user is heard within 150-180 ms over her), but slow to
+     converge (seconds), and it cannot follow a distorting loudspeaker or a
+     drifting delay.
+   - ``webrtc``: WebRTC's AEC3 (:mod:`companion.voice.webrtc_aec`): 30-40 dB
+     from her first second, through drift and distortion, but its suppressor
+     holds back the first ~100 ms of the user over her (barge-in in 210-270 ms)
+     and a user 20 dB under her echo.
+   - ``auto`` (the default): NLMS, and AEC3 in its place where NLMS cannot bring
+     her echo down (instead of half-duplex).
+
+2. :class:`~companion.voice.gate.EchoGate`, a Geigel-style double-talk detector
+   on what is left: it lets audio through to the listener only when the residual
+   is clearly louder than her echo could be. Otherwise the listener hears silence.
 
 :class:`EchoGuard` runs both and owns the fallback policy: when echo handling
-cannot work (the device gives no reference while playing, or the canceller
-cannot bring the echo down), it switches to half-duplex (the microphone is
-ignored while she speaks, so she cannot be interrupted by voice) and says so
-once in :attr:`EchoGuard.notice`.
+cannot work (the device gives no reference while playing, or no canceller can
+bring the echo down), it switches to half-duplex (the microphone is ignored
+while she speaks, so she cannot be interrupted by voice) and says so once in
+:attr:`EchoGuard.notice`. With headphones (her voice never reaches the
+microphone) AEC3 is bypassed, since it would hold back the user for an echo
+that is not there.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
 from companion.voice.audio import Samples
 from companion.voice.base import Frame
-from companion.voice.canceller import BLOCK, DelayEstimator, EchoCanceller
+from companion.voice.canceller import BLOCK, Canceller, DelayEstimator, EchoCanceller
+from companion.voice.gate import EchoGate, GateDecision, to_db
+from companion.voice.webrtc_aec import INSTALL_HINT, WebRtcCanceller, webrtc_available
+
+#: Which canceller runs: "nlms" (this package's own), "webrtc" (AEC3), or "auto"
+#: (the default): NLMS, and AEC3 instead of half-duplex where NLMS cannot bring
+#: her echo down (a distorting loudspeaker, a drifting delay). See bench/echo.py.
+Aec = Literal["auto", "webrtc", "nlms"]
 
 _EPS = 1e-10
 
-
-@dataclass(frozen=True, slots=True)
-class GateDecision:
-    """What the gate made of one block."""
-
-    #: The residual is louder than her echo could be: the user is talking.
-    user: bool
-    #: This block alone is over the threshold (``user`` waits for a few such blocks).
-    over: bool
-    #: She is playing (or her echo is still ringing) in this block.
-    echo_active: bool
-    residual_db: float
-    threshold_db: float
-    #: Her echo alone, safe to learn from (not near the user's speech).
-    learn: bool
+__all__ = ["Aec", "EchoGate", "EchoGuard", "EchoReport", "GateDecision"]
 
 
-def _db(power: float) -> float:
-    return 10.0 * float(np.log10(power + _EPS))
-
-
-class EchoGate:
-    """Geigel-style double-talk detection on the canceller's residual.
-
-    ``margin_db``: how much louder than the expected residual echo a block must
-    be to count as the user. The expected residual echo is the reference power
-    (its peak over the echo window) times the residual gain, which starts at
-    ``prior_db`` (0 dB: her echo may be as loud as what she plays) and is
-    learned from blocks where only she is heard.
-    """
-
-    def __init__(
-        self,
-        *,
-        window_blocks: int = 40,
-        margin_db: float = 8.0,
-        prior_db: float = 0.0,
-        floor_db: float = -62.0,
-        open_blocks: int = 2,
-        hold_blocks: int = 12,
-        learn_blocks: int = 64,
-        quiet_blocks: int = 30,
-        min_gain_db: float = -30.0,
-    ) -> None:
-        # Blocks of reference the echo may lag by (640 ms: the echo may come that
-        # late until the bulk delay is known and taken out).
-        self._ref_powers: deque[float] = deque(maxlen=window_blocks)
-        self.margin = 10 ** (margin_db / 10)
-        self.gain = 10 ** (prior_db / 10)
-        self._prior = self.gain
-        self._min_gain = 10 ** (min_gain_db / 10)
-        self.floor = 10 ** (floor_db / 10)
-        self.noise = self.floor
-        self._open_blocks = open_blocks
-        self._hold_blocks = hold_blocks
-        self._over = 0
-        self._hold = 0
-        self._ratios: deque[float] = deque(maxlen=learn_blocks)
-        self._min_ratios = 25
-        self._pending: deque[float] = deque(maxlen=4)
-        self._quiet_blocks = quiet_blocks
-        self._quiet = 0
-
-    def reset(self) -> None:
-        self.gain = self._prior
-        self._over = self._hold = self._quiet = 0
-        self._ratios.clear()
-        self._pending.clear()
-
-    @property
-    def gain_db(self) -> float:
-        return _db(self.gain)
-
-    @property
-    def quiet(self) -> bool:
-        """The user was heard over her just now (nothing is learned meanwhile)."""
-        return self._hold > 0 or self._quiet > 0
-
-    def decide(self, residual: Samples, ref: Samples) -> GateDecision:
-        ref_now = float(np.mean(np.square(ref, dtype=np.float64)))
-        self._ref_powers.append(ref_now)
-        ref_peak = max(self._ref_powers)
-        res = float(np.mean(np.square(residual, dtype=np.float64)))
-        active = ref_peak > self.floor
-        if not active:  # the noise floor, measured while she is silent: follows quiet
-            # blocks down at once, and louder ones up slowly (3 dB/s).
-            self.noise = min(max(res, self.floor), self.noise * 1.011)
-        threshold = self.margin * (self.gain * ref_peak + self.noise)
-        if not active:
-            self._over = self._hold = self._quiet = 0
-            self._pending.clear()
-            loud = res > self.margin * self.noise
-            return GateDecision(loud, loud, False, _db(res), _db(self.margin * self.noise), False)
-        self._over = self._over + 1 if res > threshold else 0
-        if self._over >= self._open_blocks:
-            self._hold = self._hold_blocks
-            self._quiet = self._quiet_blocks
-            self._pending.clear()  # the blocks just before were the user's onset
-        elif self._hold:
-            self._hold -= 1
-        elif self._quiet:
-            self._quiet -= 1
-        user = self._hold > 0
-        learn = not user and not self._quiet and self._over == 0
-        if learn and ref_now > 0.1 * ref_peak:
-            # Only her echo in this block, and she is sounding: learn the residual
-            # gain, a high percentile of the ratios seen over the last second (so it
-            # falls as the canceller converges). Ratios wait a few blocks before
-            # they count, so that the start of the user's speech is not learned.
-            self._pending.append(max(res - self.noise, 0.0) / (ref_peak + _EPS))
-            if len(self._pending) == self._pending.maxlen:
-                self._ratios.append(self._pending.popleft())
-            if len(self._ratios) >= self._min_ratios:
-                # Never below min_gain: speech is not stationary, and a residual
-                # 30 dB under what she plays is quieter than anyone talking to her.
-                self.gain = max(float(np.percentile(self._ratios, 95)), self._min_gain)
-        return GateDecision(user, self._over > 0, True, _db(res), _db(threshold), learn)
+NO_REFERENCE = "the audio device does not report what it plays"
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +92,9 @@ class EchoGuard:
         *,
         half_duplex: bool = False,
         cancel: bool = True,
+        aec: Aec = "auto",
+        noise_suppression: bool = False,
+        gate: EchoGate | None = None,
         tail: float = 0.3,
         warmup_seconds: float = 3.0,
         max_residual_db: float = -8.0,
@@ -195,12 +102,34 @@ class EchoGuard:
         self.rate = rate
         self.half_duplex = half_duplex
         self.notice = ""
-        self.canceller = EchoCanceller() if cancel else None
-        self.gate = EchoGate()
+        if aec not in ("auto", "webrtc", "nlms"):
+            raise ValueError(f"unknown echo canceller {aec!r}: use auto, webrtc or nlms")
+        if aec == "webrtc" and not webrtc_available():
+            aec = "nlms"
+            self.notice = ("pywebrtc-audio is not installed: using the built-in echo "
+                           f"canceller ({INSTALL_HINT})")
+        # In auto mode, AEC3 may take over from NLMS (once).
+        self._may_switch = aec == "auto" and cancel
+        self._ns = noise_suppression
+        #: The canceller that runs ("webrtc" or "nlms"; None with ``cancel=False``).
+        self.aec: Literal["webrtc", "nlms"] | None = None
+        self.canceller: Canceller | None = None
+        if cancel and aec == "webrtc":
+            self.aec = "webrtc"
+            self.canceller = WebRtcCanceller(rate, block=BLOCK,
+                                             noise_suppression=noise_suppression)
+        elif cancel:
+            self.aec = "nlms"
+            self.canceller = EchoCanceller()
+        # The output of the canceller lags its input by this many samples.
+        self._lag = self.canceller.latency if self.canceller is not None else 0
+        self.gate = gate or EchoGate()
         self.delay = DelayEstimator(rate)
         #: The reference is delayed by this many samples before the canceller and gate.
         self.bulk = 0
-        self._ref_line = np.zeros(0, dtype=np.float32)
+        # The reference and microphone delayed to line up with the canceller's output.
+        self._ref_line = np.zeros(self._lag, dtype=np.float32)
+        self._mic_line = np.zeros(self._lag, dtype=np.float32)
         self._tail_blocks = max(1, round(tail * rate / BLOCK))
         self._since_played = self._tail_blocks
         self._mic = np.zeros(0, dtype=np.float32)
@@ -217,8 +146,16 @@ class EchoGuard:
         self.last = GateDecision(False, False, False, -100.0, -100.0, False)
         self.resets = 0
         self._recent: deque[tuple[float, float]] = deque(maxlen=round(0.5 * rate / BLOCK))
+        # Whether her voice was heard in the microphone, per block she spoke alone.
+        self._echo_heard: deque[bool] = deque(maxlen=round(2.0 * rate / BLOCK))
         #: Blocks passed to the listener while she was playing (the user talking over her).
         self.user_blocks = 0
+
+    @property
+    def latency(self) -> int:
+        """Samples the canceller's output lags the microphone by (the returned
+        stream time already accounts for it)."""
+        return self._lag
 
     @property
     def barge_in(self) -> bool:
@@ -233,13 +170,14 @@ class EchoGuard:
         self._ref = np.concatenate([self._ref, frame.played.astype(np.float32, copy=False)])
         n = len(self._mic) // BLOCK
         out: list[Samples] = []
-        start = self._line[0][1] if self._line else self._time
+        now = self._time - self._lag / self.rate  # the time of what the canceller gives
+        start = self._line[0][1] if self._line else now
         for i in range(n):
             mic = self._mic[i * BLOCK:(i + 1) * BLOCK]
             block, passed = self._block(mic, self._ref[i * BLOCK:(i + 1) * BLOCK], playing)
             if passed:  # the user's onset: let the blocks held back through as well
                 self._line = deque((b, t, True) for b, t, _ in self._line)
-            self._line.append((block, self._time + i * BLOCK / self.rate, passed))
+            self._line.append((block, now + i * BLOCK / self.rate, passed))
             if len(self._line) > self._delay:
                 held, _, ok = self._line.popleft()
                 out.append(held if ok else np.zeros_like(held))
@@ -252,7 +190,7 @@ class EchoGuard:
 
     def report(self) -> EchoReport:
         erle = self._mic_energy / (self._res_energy + _EPS) if self._echo_blocks else 1.0
-        return EchoReport(_db(erle), self.gate.gain_db, self.user_blocks,
+        return EchoReport(to_db(erle), self.gate.gain_db, self.user_blocks,
                           self.half_duplex)
 
     def _block(self, mic: Samples, ref: Samples, playing: bool) -> tuple[Samples, bool]:
@@ -261,15 +199,27 @@ class EchoGuard:
         self._since_played = 0 if (sounding or playing) else self._since_played + 1
         if not self.half_duplex:
             self._check_reference(playing, sounding)
+        raw_mic, raw_ref = mic, ref
+        if self._lag:  # line the microphone up with the canceller's output
+            line = np.concatenate([self._mic_line, mic])
+            mic, self._mic_line = line[:BLOCK], line[BLOCK:]
         if self.half_duplex:
             return mic, self._since_played >= self._tail_blocks + self.bulk // BLOCK
-        found = self.delay.push(mic, ref, user=self.last.user or self.gate.quiet)
-        if found is not None:  # leave the canceller two blocks of slack before the echo
-            self._set_bulk(max(0, found // BLOCK - 2))
+        if self.aec != "webrtc":  # AEC3 finds the delay itself
+            found = self.delay.push(mic, ref, user=self.last.user or self.gate.quiet)
+            if found is not None:  # leave the canceller two blocks of slack before the echo
+                self._set_bulk(max(0, found // BLOCK - 2))
         line = np.concatenate([self._ref_line, ref])
         ref, self._ref_line = line[:BLOCK], line[BLOCK:]  # as it reaches the microphone
         sounding = bool(np.any(ref))
-        residual = mic if self.canceller is None else self.canceller.cancel(mic, ref)
+        if self.canceller is None:
+            residual = mic
+        elif self.aec == "webrtc":  # it takes the blocks as they come and lines them up
+            residual = self.canceller.cancel(raw_mic, raw_ref)
+            if self.no_echo:  # AEC3 would hold back the user's voice for her absent echo
+                residual = mic
+        else:
+            residual = self.canceller.cancel(mic, ref)
         decision = self.gate.decide(residual, ref)
         self.last = decision
         if not decision.echo_active:
@@ -288,7 +238,7 @@ class EchoGuard:
             return
         past = self.delay.history  # the reference up to and including this block
         self._ref_line = past[len(past) - (blocks + 1) * BLOCK:len(past) - BLOCK].copy()
-        if self.canceller is not None:
+        if isinstance(self.canceller, EchoCanceller):
             self.canceller.shift(blocks - self.bulk // BLOCK,
                                  past[:len(past) - (blocks + 1) * BLOCK])
         self.bulk = blocks * BLOCK
@@ -300,7 +250,14 @@ class EchoGuard:
         # A device that plays but reports silence as what it played gives no reference.
         self._silent_ref_blocks = self._silent_ref_blocks + 1 if playing and not sounding else 0
         if self._silent_ref_blocks > round(1.0 * self.rate / BLOCK):
-            self._fall_back("the audio device does not report what it plays")
+            self._fall_back(NO_REFERENCE)
+
+    @property
+    def no_echo(self) -> bool:
+        """Her voice has not reached the microphone over the last 2 s she spoke
+        (headphones): the microphone then goes to the gate as it is."""
+        heard = self._echo_heard
+        return len(heard) == heard.maxlen and sum(heard) <= len(heard) // 10
 
     def _learn(self, mic: Samples, residual: Samples) -> None:
         # A block of her echo alone: adapt the canceller, and judge how well it works.
@@ -308,7 +265,8 @@ class EchoGuard:
             return
         mic_energy = float(np.sum(np.square(mic, dtype=np.float64)))
         res_energy = float(np.sum(np.square(residual, dtype=np.float64)))
-        if mic_energy < 4 * self.gate.noise * BLOCK:
+        self._echo_heard.append(mic_energy >= 4 * self.gate.noise * BLOCK)
+        if not self._echo_heard[-1]:
             return  # no echo to learn from (headphones, or a pause): adapting would add noise
         self._recent.append((mic_energy, res_energy))
         if len(self._recent) == self._recent.maxlen:
@@ -334,6 +292,24 @@ class EchoGuard:
             self._res_energy /= 2
 
     def _fall_back(self, why: str) -> None:
+        if self._may_switch and why != NO_REFERENCE and webrtc_available():
+            self._switch_to_webrtc(why)
+            return
         self.half_duplex = True
         self.notice = (f"{why}: switching to half-duplex (she cannot be interrupted by voice; "
                        "use headphones, or --push-to-talk)")
+
+    def _switch_to_webrtc(self, why: str) -> None:
+        """NLMS cannot bring her echo down here: AEC3 takes over (from the next block,
+        whose stream time moves back by its latency; nothing is lost)."""
+        self._may_switch = False
+        self.aec = "webrtc"
+        self.canceller = WebRtcCanceller(self.rate, block=BLOCK, noise_suppression=self._ns)
+        self._lag = self.canceller.latency
+        self._ref_line = np.zeros(self._lag, dtype=np.float32)
+        self._mic_line = np.zeros(self._lag, dtype=np.float32)
+        self.bulk = 0
+        self.resets = 0
+        self._echo_blocks, self._mic_energy, self._res_energy = 0, 0.0, 0.0
+        self._recent.clear()
+        self.notice = f"{why}: switching to WebRTC echo cancellation"

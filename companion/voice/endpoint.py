@@ -17,6 +17,15 @@ inside a turn do not end it: on 14 two- and three-sentence turns spoken by
 Piper and espeak-ng, 300 ms split 6 of them, 500 ms one, 600 ms none. People
 pause longer than synthesizers: raise it for slow speakers.
 
+With a :class:`~companion.voice.turn.TurnModel` (Smart Turn), the turn may end
+sooner: after ``turn_silence_ms`` (default 200 ms) of silence the model is asked
+whether the speech so far sounds finished; yes ends the turn there, no waits
+for ``end_silence_ms``, the silence rule that is also the fallback without a
+model. Two more events help the voice loop overlap its stages:
+:class:`Pause` once ``pause_ms`` of silence follow speech (the last words are
+probably said: transcribe now) and :class:`Resume` when speech comes back
+after a Pause (throw that away).
+
 For barge-in, feed the microphone (after echo handling) to a second Endpointer
 with a longer ``start_ms`` (e.g. 200 ms, so a cough or echo residue does not
 stop the reply) and stop playback on its :class:`SpeechStart`, or poll
@@ -25,6 +34,7 @@ stop the reply) and stop playback on its :class:`SpeechStart`, or poll
 
 from __future__ import annotations
 
+import time as _time
 from collections import deque
 from dataclasses import dataclass
 
@@ -32,6 +42,7 @@ import numpy as np
 
 from companion.voice.audio import MIC_RATE, Audio, Samples
 from companion.voice.base import VAD
+from companion.voice.turn import TurnModel
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +54,8 @@ class SpeechStart:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Utterance:
-    """One turn of speech (16 kHz): pre-roll before ``started``, a short tail after ``ended``."""
+    """One turn of speech (16 kHz): pre-roll before ``started``, a short tail after ``ended``
+    (``pause_ms`` when the turn ended on its :class:`Pause`, whose audio it is)."""
 
     audio: Audio
     #: Stream time the speech began.
@@ -54,7 +66,33 @@ class Utterance:
     truncated: bool = False
 
 
-Event = SpeechStart | Utterance
+@dataclass(frozen=True, slots=True, eq=False)
+class Pause:
+    """``pause_ms`` of silence followed speech that stopped at ``ended``: ``audio`` is
+    the utterance so far, as :class:`Utterance` would hold it if the turn ended now."""
+
+    audio: Audio
+    started: float
+    ended: float
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """Speech came back at ``time`` after a :class:`Pause`: the turn goes on."""
+
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class TurnVerdict:
+    """What the turn model said after a short silence (for the figures)."""
+
+    time: float
+    probability: float
+    seconds: float  # how long the model took
+
+
+Event = SpeechStart | Utterance | Pause | Resume | TurnVerdict
 
 
 class Endpointer:
@@ -76,6 +114,10 @@ class Endpointer:
         post_roll_ms: float = 150.0,
         max_utterance_s: float = 30.0,
         rate: int = MIC_RATE,
+        turn: TurnModel | None = None,
+        turn_silence_ms: float = 200.0,
+        turn_threshold: float = 0.5,
+        pause_ms: float = 64.0,
     ) -> None:
         if rate != MIC_RATE:
             raise ValueError(f"Endpointer works at {MIC_RATE} Hz; resample the stream first")
@@ -90,6 +132,12 @@ class Endpointer:
         self._pre_frames = round(pre_roll_ms / 1000 / self._frame_s)
         self._post_frames = min(round(post_roll_ms / 1000 / self._frame_s), self._end_frames)
         self._max_frames = max(1, round(max_utterance_s / self._frame_s))
+        self.turn = turn
+        self.turn_threshold = turn_threshold
+        self._turn_frames = min(max(1, round(turn_silence_ms / 1000 / self._frame_s)),
+                                self._end_frames)
+        self._pause_frames = min(max(1, round(pause_ms / 1000 / self._frame_s)),
+                                 self._turn_frames)
         #: Probability of the last frame scored.
         self.probability = 0.0
         self.reset()
@@ -114,6 +162,8 @@ class Endpointer:
         self._speech: list[Samples] | None = None  # frames of the utterance in progress
         self._started = 0.0
         self._silent = 0  # consecutive silent frames while in speech
+        self._paused = False  # a Pause was reported for this silence
+        self._pause_audio = Audio(np.zeros(0, dtype=np.float32), self.rate)
 
     def push(self, samples: Samples, time: float | None = None) -> list[Event]:
         """Feed the next block (any length); ``time`` is its stream time (Frame.time).
@@ -132,10 +182,8 @@ class Endpointer:
         whole = len(data) // n * n
         events: list[Event] = []
         for i in range(0, whole, n):
-            event = self._frame(data[i : i + n].copy(), self._t)
+            events.extend(self._frame(data[i : i + n].copy(), self._t))
             self._t += self._frame_s
-            if event is not None:
-                events.append(event)
         self._pending = data[whole:].copy()
         return events
 
@@ -146,13 +194,13 @@ class Endpointer:
         assert self._t is not None
         return [self._finish(self._t - self._silent * self._frame_s, truncated=False)]
 
-    def _frame(self, frame: Samples, t: float) -> Event | None:
+    def _frame(self, frame: Samples, t: float) -> list[Event]:
         p = self.probability = self.vad(frame)
         if self._speech is None:
             self._history.append(frame)
             self._run = self._run + 1 if p >= self.threshold else 0
             if self._run < self._start_frames:
-                return None
+                return []
             # Onset: the run began _start_frames - 1 frames before this one.
             self._started = t - (self._start_frames - 1) * self._frame_s
             self._speech = list(self._history)
@@ -160,23 +208,49 @@ class Endpointer:
             self._silent = 0
             self._run = 0
             self._history.clear()
-            return SpeechStart(self._started)
+            return [SpeechStart(self._started)]
         self._speech.append(frame)
         self._silent = self._silent + 1 if p < self.neg_threshold else 0
         end = t + self._frame_s
+        ended = end - self._silent * self._frame_s
+        if self._silent == 0 and self._paused:
+            self._paused = False
+            return [Resume(t)]
         if self._silent >= self._end_frames:
-            return self._finish(end - self._silent * self._frame_s, truncated=False)
+            return [self._finish(ended, truncated=False)]
         if len(self._speech) - self._pre >= self._max_frames:
-            return self._finish(end - self._silent * self._frame_s, truncated=True)
-        return None
+            return [self._finish(ended, truncated=True)]
+        events: list[Event] = []
+        if self._silent == self._pause_frames:
+            self._paused = True
+            self._pause_audio = self._audio()
+            events.append(Pause(self._pause_audio, self._started, ended))
+        if self._silent == self._turn_frames and self.turn is not None:
+            clock = _time.perf_counter()
+            probability = self.turn(np.concatenate(self._speech))
+            events.append(TurnVerdict(end, probability, _time.perf_counter() - clock))
+            if probability >= self.turn_threshold:
+                events.append(self._finish(ended, truncated=False))
+        return events
+
+    def current_audio(self) -> Audio | None:
+        """The utterance in progress so far (None while idle)."""
+        return self._audio() if self._speech is not None else None
+
+    def _audio(self) -> Audio:
+        """The utterance in progress as it would be cut now."""
+        assert self._speech is not None
+        keep = len(self._speech) - self._silent + self._post_frames
+        return Audio(np.concatenate(self._speech[:keep]), self.rate)
 
     def _finish(self, ended: float, *, truncated: bool) -> Utterance:
         assert self._speech is not None
-        keep = len(self._speech) - self._silent + self._post_frames
-        audio = Audio(np.concatenate(self._speech[:keep]), self.rate)
+        # the turn as it was at its pause (already being transcribed), when it ends there
+        audio = self._pause_audio if self._paused else self._audio()
         utterance = Utterance(audio, self._started, ended, truncated)
         # The frames just heard are the pre-roll of a turn that starts at once.
         self._history.extend(self._speech[-(self._history.maxlen or 1) :])
         self._speech = None
         self._silent = 0
+        self._paused = False
         return utterance

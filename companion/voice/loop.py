@@ -3,12 +3,18 @@
 :class:`VoiceLoop` consumes the device's duplex frames on the calling thread.
 Each frame goes through echo handling (:class:`~companion.voice.echo.EchoGuard`)
 to the end-of-turn detector (:class:`~companion.voice.endpoint.Endpointer`).
-A finished utterance is transcribed, given to :meth:`Companion.say`, and the
-reply is spoken by a :class:`~companion.voice.speaker.Speaker` while it is
-generated. Frames keep flowing while she speaks: if the user starts talking
-over her (barge-in), playback stops at once, the reply is stored as what was
-actually said (:meth:`Companion.cut_reply`), and what the user is saying
-becomes the next turn. The same code runs on a sound card and on
+The stages overlap: the turn is transcribed from its first short silence on
+(:class:`~companion.voice.streaming.StreamingRecognizer`; with ``partial_every_s``
+also while the user speaks),
+the end-of-turn model (Smart Turn, overruled by a transcript that reads as cut
+off) decides after 200 ms of silence, and while it does, the would-be prompt is
+read by the model (:class:`~companion.voice.speculate.Speculator`). The turn's
+text is given to :meth:`Companion.say`, and the reply is spoken by a
+:class:`~companion.voice.speaker.Speaker` while it is generated. Frames keep
+flowing while she speaks: if the user starts talking over her (barge-in),
+playback stops at once, the reply is stored as what was actually said
+(:meth:`Companion.cut_reply`), and what the user is saying becomes the next turn.
+The same code runs on a sound card and on
 :class:`~companion.voice.devices.VirtualDevice` (WAV files in and out).
 
 Progress is reported as :data:`Event` values to ``on_event``, with stream
@@ -30,12 +36,15 @@ from companion.dialog import Companion
 from companion.errors import InputError
 from companion.reply import Reply
 from companion.types import Turn
-from companion.voice.audio import Audio, Samples
+from companion.voice.audio import MIC_RATE, Audio, Samples, StreamResampler
 from companion.voice.base import STT, TTS, VAD, AudioDevice, Frame, SpeechStyle
 from companion.voice.echo import EchoGuard
-from companion.voice.endpoint import Endpointer, SpeechStart, Utterance
+from companion.voice.endpoint import Endpointer, Pause, Resume, SpeechStart, Utterance
 from companion.voice.speaker import Speaker, Speech
+from companion.voice.speculate import PromptFor, Speculator
+from companion.voice.streaming import Job, StreamingRecognizer
 from companion.voice.talk import TalkKey
+from companion.voice.turn import TurnModel, WithTranscript
 
 # A transcript with no words, or only a bracketed sound tag ("[BLANK_AUDIO]",
 # "(coughs)", "*music*"), is noise: it is not worth a model call.
@@ -153,7 +162,10 @@ class VoiceLoop:
     user holds the talk key; what the microphone hears meanwhile is one turn,
     and pressing it while she speaks interrupts her. ``half_duplex``: the
     microphone is ignored while she speaks (no barge-in). ``endpointer``
-    overrides the end-of-turn detector built on ``vad``.
+    overrides the end-of-turn detector built on ``vad``; ``turn`` is the
+    end-of-turn model it asks after a short silence (None: the silence rule).
+    ``prompt_for`` builds the prompt ``say`` would send, for speculation
+    (default: the companion's ``prompt_for`` if it has one; None: off).
     """
 
     def __init__(
@@ -171,12 +183,31 @@ class VoiceLoop:
         clock: Callable[[], float] = time.monotonic,
         endpointer: Endpointer | None = None,
         style: Callable[[], SpeechStyle] | None = None,
+        between_turns: Callable[[], Reply[Turn | None] | None] | None = None,
+        turn: TurnModel | None = None,
+        prompt_for: PromptFor | None = None,
+        partial_every_s: float | None = None,
     ) -> None:
         self.companion = companion
+        #: Asked while nobody speaks: something to say unprompted (a due reminder).
+        self.between_turns = between_turns
         self.device = device
         self.stt = stt
         self.talk = push_to_talk
-        self.endpointer = endpointer or Endpointer(vad)
+        # Partial transcripts while the user speaks cost a core and are not needed
+        # for speed: the transcript from the first silence is ready before the turn
+        # model has decided (Whisper on a short window, 0.1-0.2 s).
+        self.recognizer = StreamingRecognizer(stt, every_s=partial_every_s or 0.0)
+        self._partials = partial_every_s is not None
+        judge = WithTranscript(turn, self._pause_text) if turn is not None else None
+        self.endpointer = endpointer or Endpointer(vad, turn=judge)
+        self.speculator = Speculator(
+            companion.llm, prompt_for or getattr(companion, "prompt_for", None)
+        )
+        self._resample = StreamResampler(device.rate, MIC_RATE)
+        self._job: Job | None = None
+        self._next_partial = 0.0
+        self._carry = ""  # the words of a turn cut at max_utterance_s, said before this one
         self.guard = EchoGuard(device.rate, half_duplex=half_duplex)
         self._clock = clock
         self.speaker = Speaker(device, tts, save_dir=save_dir, clock=clock)
@@ -205,6 +236,7 @@ class VoiceLoop:
         finally:
             if self._current is not None:
                 self._interrupt()
+            self.recognizer.close()
 
     def _frame(self, frame: Frame) -> None:
         rate = self.device.rate
@@ -214,6 +246,9 @@ class VoiceLoop:
             cur.first_audio = frame.time + int(np.argmax(frame.played != 0)) / rate
             self._say(FirstAudio(cur.first_audio, None if cur.greeting else self._times(cur)))
         samples, start = self.guard.process(frame, self.device.playing)
+        # a clipped or broken microphone block must not upset the detectors
+        samples = np.nan_to_num(np.clip(samples, -1.0, 1.0), nan=0.0).astype(np.float32)
+        samples = self._resample(samples)
         if self.guard.notice and self.guard.notice != self._noticed:
             self._noticed = self.guard.notice
             self._say(Notice(self.guard.notice))
@@ -222,11 +257,50 @@ class VoiceLoop:
         else:
             for event in self.endpointer.push(samples, start):
                 if isinstance(event, SpeechStart):
+                    self.recognizer.reset()
+                    self._next_partial = event.time + self.recognizer.every_s
                     if self._current is not None and self.guard.barge_in:
                         self._barge_in(event)
-                else:
+                elif isinstance(event, Pause):
+                    self._job = self.recognizer.final(event.audio)
+                elif isinstance(event, Resume):
+                    self._job = None
+                    self.speculator.cancel()
+                elif isinstance(event, Utterance):
                     self._utterance(event)
+            self._overlap()
         self._check_reply()
+        if (self.between_turns is not None and self._current is None
+                and self._recording is None and not self.endpointer.speaking):
+            unprompted = self.between_turns()
+            if unprompted is not None:  # spoken as a greeting is: no turn to time
+                self._start(unprompted, greeting=True)
+
+    def _overlap(self) -> None:
+        """Work done before the turn is over: partial transcripts while the user
+        speaks, the speculative prefill once the pause's transcript is ready."""
+        ep = self.endpointer
+        if self._partials and ep.speaking and self._job is None \
+                and self._now >= self._next_partial:
+            audio = ep.current_audio()
+            if audio is not None and self.recognizer.partial(audio):
+                self._next_partial = self._now + self.recognizer.every_s
+        job = self._job
+        if job is not None and job.done and self._current is None and self.speculator.enabled \
+                and not self.speculator.running:
+            try:
+                text = self._carry + (job.wait(0) or "")
+            except Exception:  # the recognizer's error is raised where the turn ends
+                return
+            if text.strip() and not is_noise(text):
+                self.speculator.start(text.strip())
+
+    def _pause_text(self, audio: Samples) -> str:
+        """The transcript of the pause the turn model is judging ("" if not ready in time)."""
+        job = self._job
+        if job is None or len(job.audio.samples) > len(audio):
+            return ""
+        return job.wait(0.5) or ""
 
     def _end_of_input(self) -> None:
         if self.talk is None:
@@ -243,8 +317,16 @@ class VoiceLoop:
         if self._current is not None:  # they kept talking before she made a sound
             self._interrupt()
         detected, clock = self._now, self._clock()
-        text = self.stt.transcribe(utterance.audio).text.strip()
+        job, self._job = self._job, None
+        if job is None or len(job.audio.samples) != len(utterance.audio.samples):
+            job = self.recognizer.final(utterance.audio)  # not cut at the pause (e.g. too long)
+        text = (job.wait() or "").strip()
         transcribed = detected + (self._clock() - clock) * self._speed
+        if utterance.truncated:  # they are still talking: keep it for the rest of the turn
+            self._carry = f"{self._carry}{text} " if not is_noise(text) else self._carry
+            return
+        text, self._carry = (self._carry + text).strip(), ""
+        self.speculator.settle(text)
         if is_noise(text):
             self._say(Ignored(text, utterance.started))
             return

@@ -95,10 +95,11 @@ class Speech:
         self._style = style
         self._save_to = save_to
         self._clock = clock
-        # Her first words are spoken after at most ~8 of them are written (cut at
-        # a comma when there is one): at ~10 tokens/s a whole first sentence
-        # would keep her silent for a second or two.
-        self._chunker = SentenceChunker(first_max_chars=FIRST_CHUNK_CHARS)
+        # Her first words are spoken alone: the first clause (up to the first
+        # comma, or ~6 words) is synthesized as soon as it is written; at ~10
+        # tokens/s a whole first sentence would keep her silent for a second or two.
+        self._chunker = SentenceChunker(first_max_chars=FIRST_CHUNK_CHARS,
+                                        first_words=FIRST_CHUNK_WORDS)
         self._iter: Iterator[str] = iter(chunks)
         self._lock = threading.Lock()
         self._stopped = threading.Event()
@@ -331,6 +332,8 @@ class _Heard:
 
 #: Longest first piece of a reply sent to synthesis (see SentenceChunker).
 FIRST_CHUNK_CHARS = 48
+#: Most words in the first piece: it ends at the first clause mark or after these.
+FIRST_CHUNK_WORDS = 6
 
 
 class Speaker:

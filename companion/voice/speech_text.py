@@ -191,6 +191,10 @@ class SentenceChunker:
 
     Length: the first sentence comes out as soon as it is complete whatever its
     length ("Oh." is heard at once, and covers the time to make the next one).
+    With ``first_words`` (e.g. 6), the first piece is shorter still: it ends at
+    the first comma, semicolon, colon or dash, or after ``first_words`` words,
+    whichever comes first (her first sound does not wait for a whole sentence);
+    the rest follows in sentences.
     After it, a fragment shorter than ``min_chars`` is held and joined to the next
     sentence (while earlier audio plays, so the wait is not heard; fewer tiny
     clips, better prosody), unless the two together would pass ``max_chars``. A
@@ -202,10 +206,18 @@ class SentenceChunker:
     """
 
     def __init__(
-        self, *, min_chars: int = 15, max_chars: int = 180, first_max_chars: int = 90
+        self,
+        *,
+        min_chars: int = 15,
+        max_chars: int = 180,
+        first_max_chars: int = 90,
+        first_words: int = 0,
     ) -> None:
         if not 0 <= min_chars < first_max_chars <= max_chars:
             raise ValueError("need 0 <= min_chars < first_max_chars <= max_chars")
+        if first_words < 0:
+            raise ValueError("first_words must be 0 (off) or more")
+        self.first_words = first_words
         self.min_chars = min_chars
         self.max_chars = max_chars
         self.first_max_chars = first_max_chars
@@ -231,6 +243,10 @@ class SentenceChunker:
         while True:
             limit = self.first_max_chars if self._emitted == 0 else self.max_chars
             cut = _find_cut(self._buffer, limit, final=final)
+            if self._emitted == 0 and self.first_words:
+                clause = _first_clause_cut(self._buffer, self.first_words)
+                if clause is not None and (cut is None or clause < cut):
+                    cut = clause
             if cut is None:
                 return out
             piece, self._buffer = self._buffer[:cut], self._buffer[cut:]
@@ -336,6 +352,48 @@ def _find_cut(buf: str, limit: int, *, final: bool) -> int | None:
         i += 1
     if final and not fence:
         return n
+    return None
+
+
+def _first_clause_cut(buf: str, words: int) -> int | None:
+    """Where the first clause of ``buf`` ends: after its first clause mark (``,;:``
+    or a spaced dash) or after ``words`` words, once the text that follows has
+    begun; None when neither is in ``buf`` yet (or it is inside markup, a line
+    break or a code fence comes first)."""
+    depth = stars = ticks = 0
+    count = 0
+    prev_space = True
+    gap = -1  # where the whitespace after the last word began
+    for i, ch in enumerate(buf):
+        if ch == "\n" or buf.startswith("```", i):
+            return None
+        if ch.isspace():
+            if not prev_space:
+                gap = i
+            prev_space = True
+            continue
+        if prev_space:
+            inside = depth or stars % 2 or ticks % 2
+            spaced_dash = ch in "\u2013\u2014-" and i + 1 < len(buf) and buf[i + 1].isspace()
+            if spaced_dash:
+                if count and not inside:
+                    return gap
+            else:
+                count += 1
+                if count > words and not inside:
+                    return gap
+        prev_space = False
+        if ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth = max(0, depth - 1)
+        elif ch == "*" and not _is_bullet(buf, i):
+            stars += 1
+        elif ch == "`":
+            ticks += 1
+        elif ch in ",;:" and i + 1 < len(buf) and buf[i + 1].isspace() \
+                and not (depth or stars % 2 or ticks % 2):
+            return i + 1
     return None
 
 
