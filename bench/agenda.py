@@ -49,6 +49,7 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from companion.agenda.ask import is_agenda_question
 from companion.agenda.model import Draft  # noqa: E402
 from companion.agenda.parse import Finder, find_item  # noqa: E402
 from companion.memory.times import Moment, find_moments, month_first  # noqa: E402
@@ -155,7 +156,7 @@ def _session_time(text: str) -> datetime:
 def locomo(path: Path, labelled: Path, finder: Finder) -> dict[str, float]:
     data = json.loads(path.read_text())
     wanted = {(sid, did) for sid, did, _ in tomllib.loads(labelled.read_text())["turns"]}
-    turns = reminders = plans = caught = 0
+    turns = reminders = plans = caught = questions = 0
     spent = 0.0
     for conversation in data:
         sessions = conversation["conversation"]
@@ -169,10 +170,11 @@ def locomo(path: Path, labelled: Path, finder: Finder) -> dict[str, float]:
                 spent += time.perf_counter() - started
                 turns += 1
                 reminders += draft is not None and draft.kind == "reminder"
+                questions += is_agenda_question(turn["text"])
                 plans += draft is not None and draft.kind == "plan"
                 if (conversation["sample_id"], turn["dia_id"]) in wanted:
                     caught += draft is not None and draft.kind == "plan"
-    return {"turns": turns, "false_reminders": reminders, "plans": plans, "caught": caught,
+    return {"turns": turns, "false_reminders": reminders, "agenda_questions": questions, "plans": plans, "caught": caught,
             "labelled": len(wanted), "ms_per_turn": 1000 * spent / max(turns, 1)}
 
 
@@ -189,6 +191,7 @@ def report(name: str, finder: Finder, args: argparse.Namespace) -> None:
         per_k = 1000 / max(found["turns"], 1)
         print(f"LoCoMo dev, {found['turns']:.0f} turns: false reminders"
               f" {found['false_reminders'] * per_k:.2f} per 1,000 ({found['false_reminders']:.0f});"
+              f" taken as agenda questions {found['agenda_questions']:.0f};"
               f" plans {found['plans'] * per_k:.1f} per 1,000;"
               f" plans with dates caught {found['caught']:.0f}/{found['labelled']:.0f};"
               f" parse time {found['ms_per_turn']:.2f} ms per message")

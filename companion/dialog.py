@@ -97,6 +97,18 @@ def _without_flagged(window: list[Turn]) -> list[Turn]:
     return [t for t in window if t.id not in drop]
 
 
+def _latest_notes(prompt: Prompt) -> str:
+    """The system messages after her last reply in ``prompt`` (never the persona's
+    system prompt, the first message): this turn's notes."""
+    notes: list[str] = []
+    for message in reversed(prompt.messages[1:]):
+        if message.role == "assistant":
+            break
+        if message.role == "system":
+            notes.append(message.content)
+    return "\n".join(reversed(notes))
+
+
 def _forgot(removed: list[MemoryItem]) -> str:
     if not removed:
         return "I couldn't find anything like that in what I remember."
@@ -373,8 +385,10 @@ class Companion:
         if question and (recap := recap_text(self.prompts.memory_recap, recalled, names)):
             prompt = with_message(prompt, Message("system", recap))
             prefill = prefill or fill(self.prompts.memory_prefill, **names)
-        wrong_time, fallback = None, ""
+        wrong_time, fallback = None, None
         if entry is not None:
+            # the confirmation says what matters: one sentence of her own after it
+            overrides = {"max_sentences": 1, **overrides}
             fallback = fill(entry.confirmation, **names)
             now = self._clock()
 
@@ -383,7 +397,7 @@ class Companion:
 
         return self._reply(
             prompt, names, overrides=overrides, user_text=user_text, attempt=attempt,
-            prefill=prefill, wrong_time=wrong_time, time_fallback=fallback,
+            prefill=prefill, wrong_time=wrong_time, fallback=fallback,
         )
 
     def _answer_plainly(self, text: str, answer: str, now: datetime) -> Reply[Turn | None]:
@@ -653,7 +667,7 @@ class Companion:
         user_text: str = "",
         attempt: int = 0,
         wrong_time: Callable[[str], bool] | None = None,
-        time_fallback: str = "",
+        fallback: str | None = None,
     ) -> Reply[Turn | None]:
         def stream(n: int) -> Iterator[str]:
             params = self._params(
@@ -676,7 +690,8 @@ class Companion:
             has_spoken=bool(last) or self._state.relationship.turns > 1,
             last_reply=last,
             wrong_time=wrong_time,
-            time_fallback=time_fallback,
+            fallback=fallback,
+            note=_latest_notes(prompt),
         )
         outcome = self.last_guard = GuardOutcome()
         chunks = guarded(stream, context, outcome)

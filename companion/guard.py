@@ -70,9 +70,13 @@ class Context:
     #: Whether a piece of the reply states another date or time than the one
     #: the turn set in the agenda (see :mod:`companion.agenda.intake`).
     wrong_time: Callable[[str], bool] | None = None
-    #: Said instead of a first clause that still states a wrong time after the
-    #: retries (the reply's prefill, if any, has already confirmed the right one).
-    time_fallback: str = ""
+    #: Said instead of a first clause that still fails after the retries (None:
+    #: it goes out as it is, unless it states a wrong time); "" says nothing
+    #: more (the reply's prefill has already confirmed the agenda's time).
+    fallback: str | None = None
+    #: The private note and instructions the reply was given: a reply that
+    #: copies their wording (not the facts in them) is reading its notes aloud.
+    note: str = ""
 
 
 def problem(clause: str, ctx: Context) -> str | None:
@@ -92,9 +96,24 @@ def problem(clause: str, ctx: Context) -> str | None:
         return "loop"
     if help_desk(clause):
         return "assistant"
+    if reads_note(w, ctx.note):
+        return "note"
     if ctx.wrong_time is not None and ctx.wrong_time(clause):
         return "time"
     return None
+
+
+#: Words in a row from the note's own wording that make a reply a note read aloud.
+NOTE_RUN = 5
+
+
+def reads_note(reply: list[str], note: str) -> bool:
+    """``reply`` (its words) copies :data:`NOTE_RUN` words in a row of the note's
+    wording; its remembered facts (lines starting "- ") may be said back."""
+    if not note or len(reply) < NOTE_RUN:
+        return False
+    wording = "\n".join(line for line in note.splitlines() if not line.lstrip().startswith("- "))
+    return longest_run(reply, words(wording)) >= NOTE_RUN
 
 
 def clause_done(text: str, user_text: str = "") -> bool:
@@ -198,12 +217,13 @@ def guarded(
             _close(stream)
             outcome.resampled += 1
             continue
-        if issue == "time":  # never say a time the agenda does not hold
+        if issue is not None and (issue == "time" or ctx.fallback is not None):
+            # never a time the agenda does not hold; a confirmation over a failed reply
             _close(stream)
             outcome.problems = (*found, issue)
             outcome.trimmed = True
-            if ctx.time_fallback:
-                yield ctx.time_fallback
+            if ctx.fallback:
+                yield ctx.fallback
             return
         if issue is not None:
             found.append(issue)
@@ -311,6 +331,8 @@ def sentence_problem(sentence: str, said: str, ctx: Context) -> str | None:
     grams = {tuple(before[i : i + 4]) for i in range(len(before) - 3)}
     if any(tuple(w[i : i + 4]) in grams for i in range(len(w) - 3)) or repeats(sentence, 4):
         return "loop"
+    if reads_note(words(said[start:] + sentence), ctx.note):
+        return "note"
     if ctx.wrong_time is not None and ctx.wrong_time(said[start:] + sentence):
         return "time"
     return None

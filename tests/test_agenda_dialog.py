@@ -120,3 +120,19 @@ def test_what_is_on_my_agenda_is_answered_from_the_store(tmp_path, clock):
     tomorrow = c.say("what do I have tomorrow?").text()
     assert tomorrow == "Nothing's on your agenda tomorrow."
     assert [t.role for t in c.history()][-2:] == ["user", "assistant"]
+
+
+def test_a_reply_that_fails_the_guard_becomes_the_plans_confirmation(tmp_path, clock):
+    desk = "I'm sorry, but I can't assist with that. How can I help you today?"
+    llm = FakeLLM([desk, desk, desk])
+    c = _open(tmp_path, llm, clock)
+    reply = c.say("My interview is next Tuesday at 10am").text()
+    assert reply == "Noted: your interview, on Tuesday 15 December at 10 am."
+
+
+def test_a_reminders_failed_continuation_leaves_the_confirmation_alone(tmp_path, clock):
+    desk = "I'm sorry, but I can't assist with that. How can I help you today?"
+    llm = FakeLLM([desk, desk, desk])
+    c = _open(tmp_path, llm, clock)
+    reply = c.say("remind me to call Maya on Friday at 6").text()
+    assert reply == "Okay, I'll remind you to call Maya on Friday at 6 pm."

@@ -325,3 +325,15 @@ def test_a_reply_cut_after_a_clause_trails_off_instead_of_ending_on_a_comma() ->
     outcome = GuardOutcome()
     text = "".join(guarded(lambda _n: iter(chunks), CTX, outcome))
     assert outcome.trimmed and text == "That's a bit sad,\u2026"
+
+
+def test_a_reply_reading_its_note_aloud_is_caught_but_not_its_facts() -> None:
+    from companion.guard import reads_note
+    from companion.replycheck import words
+
+    note = ("(Private notes for Samantha; Theo does not see them.)\n"
+            "What you remember about Theo (from earlier conversations; bring it up when it fits):\n"
+            "- Theo's sister Maya lives in Lyon.")
+    assert reads_note(words("What do you remember about Theo from earlier conversations"), note)
+    assert not reads_note(words("Your sister Maya lives in Lyon, right?"), note)
+    assert not reads_note(words("Theo's sister Maya lives in Lyon."), note)

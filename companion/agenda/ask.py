@@ -11,25 +11,27 @@ from datetime import datetime, time, timedelta
 from companion.agenda.model import AgendaItem
 from companion.agenda.words import when_words
 
+_SPAN = r"(?:today|tomorrow|tonight|this\s+week(?:end)?|next\s+week|this\s+weekend)"
 _QUESTION = re.compile(
-    r"\bwhat(?:'s| is| do i have| have i got| are my| did i ask you to remind me)\b"
-    r"[^.?!]{0,40}\b(?:agenda|schedule|calendar|reminders?|plans?|planned|coming up|"
-    r"on (?:today|tomorrow|this week|next week)|(?:for|on) (?:today|tomorrow)"
-    r"|this week|next week|to do)\b"
-    r"|\b(?:any|my) reminders\b|\bshow (?:me )?my (?:agenda|reminders|schedule)\b"
-    r"|\bwhat do i have (?:today|tomorrow|this week|next week|coming up)\b"
-    r"|\bam i (?:busy|free) (?:today|tomorrow|this week|next week)\b",
+    r"\bwhat(?:'s|\s+is|\s+are|\s+was)?\s+(?:on\s+)?my\s+"
+    r"(?:agenda|schedule|calendar|reminders|plans|to-?do(?:\s+list)?)\b"
+    r"|\bwhat(?:'s|\s+is)\s+(?:on\s+)?(?:the\s+)?(?:agenda|schedule)\b(?!\s+for\s+you)"
+    r"|\bwhat(?:'s|\s+is)\s+coming\s+up\b(?!\s+(?:for|with)\s+you)"
+    r"|\bwhat\s+(?:do\s+i\s+have|have\s+i\s+got|am\s+i\s+doing)\s+"
+    rf"(?:(?:on|planned|scheduled|coming\s+up)\s+)?(?:for\s+)?{_SPAN}"
+    r"|\bwhat\s+(?:do\s+i\s+have|have\s+i\s+got)\s+(?:planned|scheduled|coming\s+up)\b"
+    r"|\bany\s+reminders\b"
+    r"|\b(?:show\s+(?:me\s+)?my|list\s+my|read\s+me\s+my)\s+(?:reminders|agenda|schedule|plans)\b"
+    rf"|\bam\s+i\s+(?:busy|free)\s+{_SPAN}"
+    r"|\bwhat\s+did\s+i\s+ask\s+you\s+to\s+remind\s+me\b",
     re.IGNORECASE,
 )
-_PAST = re.compile(r"\b(?:did|was|were|went|had)\b", re.IGNORECASE)
 #: How many items an answer names at most.
 MOST = 8
 
 
 def is_agenda_question(text: str) -> bool:
-    return len(text) < 300 and bool(_QUESTION.search(text)) and not _PAST.search(
-        text.split("remind me")[0]
-    )
+    return len(text) < 300 and bool(_QUESTION.search(text))
 
 
 def asked_span(text: str, now: datetime) -> tuple[datetime, datetime, str]:
