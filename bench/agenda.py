@@ -174,7 +174,8 @@ def locomo(path: Path, labelled: Path, finder: Finder) -> dict[str, float]:
                 plans += draft is not None and draft.kind == "plan"
                 if (conversation["sample_id"], turn["dia_id"]) in wanted:
                     caught += draft is not None and draft.kind == "plan"
-    return {"turns": turns, "false_reminders": reminders, "agenda_questions": questions, "plans": plans, "caught": caught,
+    return {"turns": turns, "false_reminders": reminders, "agenda_questions": questions,
+            "plans": plans, "caught": caught,
             "labelled": len(wanted), "ms_per_turn": 1000 * spent / max(turns, 1)}
 
 
