@@ -298,18 +298,7 @@ class Companion:
         entry = self._intake.read(text, now)
         if entry is not None and entry.question:  # a reminder she cannot set as said
             return self._answer_plainly(text, entry.question, now)
-        recalled = self.memory.recall(self.user, text, limit=self.config.recall_limit)
-        question = is_memory_question(text)
-        if question:
-            recalled = with_all_facts(recalled, self.memory.items(self.user))
-        last_talked = self._state.relationship.last_seen
-        state = update_state(self._state, self.persona, text, now)
-        names = self._names()  # read once a turn: it looks through every fact
-        prompt = self._prompt(
-            state, now, names, user=text, memories=recalled, last_talked=last_talked,
-            reply_tokens=settings.get("max_tokens"), question=question,
-            instruction=fill(entry.note, **names) if entry else "",
-        )
+        prompt, recalled, question, state, names = self._turn_prompt(text, now, settings, entry)
         with self.store.transaction():
             turn = self.store.add_turn(self.user, self._session.id, "user", text, now)
             self.memory.remember(turn)
@@ -322,6 +311,35 @@ class Companion:
             self._notes[turn.id] = prompt.note
         self.swipes = []
         return self._answer(prompt, question, recalled, names, settings, text, entry=entry)
+
+    def prompt_for(self, text: str, **overrides: Any) -> tuple[tuple[Message, ...], GenerationParams]:
+        """What :meth:`say` would send the model for ``text`` now (the messages and
+        the settings), storing and changing nothing: for a voice loop that starts
+        reading the prompt while the user may still go on (speculation)."""
+        settings = check_overrides(overrides)
+        text = clean_message(text)
+        prompt, _recalled, _question, _state, names = self._turn_prompt(
+            text, self._clock(), settings, None
+        )
+        return prompt.messages, self._params(names, "", settings, user_text=text)
+
+    def _turn_prompt(
+        self, text: str, now: datetime, settings: dict[str, Any], entry: Entry | None
+    ) -> tuple[Prompt, list[MemoryItem], bool, PersonaState, dict[str, str]]:
+        """The prompt of a reply to ``text``, with what went into it."""
+        recalled = self.memory.recall(self.user, text, limit=self.config.recall_limit)
+        question = is_memory_question(text)
+        if question:
+            recalled = with_all_facts(recalled, self.memory.items(self.user))
+        last_talked = self._state.relationship.last_seen
+        state = update_state(self._state, self.persona, text, now)
+        names = self._names()  # read once a turn: it looks through every fact
+        prompt = self._prompt(
+            state, now, names, user=text, memories=recalled, last_talked=last_talked,
+            reply_tokens=settings.get("max_tokens"), question=question,
+            instruction=fill(entry.note, **names) if entry else "",
+        )
+        return prompt, recalled, question, state, names
 
     def retry(self, **overrides: Any) -> Reply[Turn | None]:
         """Another reply to the user's last message (SillyTavern's swipe).

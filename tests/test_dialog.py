@@ -299,3 +299,17 @@ def test_cut_reply_after_generation_amends_the_stored_turn(tmp_path):
         reply2.text()
         assert c.cut_reply(reply2, "") is None
         assert c.history()[-1].role == "user"
+
+
+def test_prompt_for_is_what_say_sends_and_stores_nothing(tmp_path) -> None:
+    from companion.testing import FakeClock, FakeLLM, open_test_companion
+
+    llm = FakeLLM(["Hello Theo.", "Lyon is lovely."])
+    c = open_test_companion(tmp_path, llm=llm, clock=FakeClock(), user="theo")
+    c.say("Hi, I'm Theo.").text()
+    before = (c.history(), c.memories(), c.state)
+    messages, params = c.prompt_for("My sister Maya lives in Lyon.")
+    assert (c.history(), c.memories(), c.state) == before
+    c.say("My sister Maya lives in Lyon.").text()
+    assert tuple(llm.calls[-1]) == messages
+    assert params == llm.params[-1]
