@@ -86,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     msub.add_parser("list", help="the registry, and what is downloaded")
     fetch = msub.add_parser("fetch", help="download and convert a model now")
     fetch.add_argument("name")
+    prune_cmd = msub.add_parser("prune", help="delete the converted copies (float32, int8/int4) "
+                                              "of the models, keeping the GGUF files")
+    prune_cmd.add_argument("--yes", action="store_true", help="do not ask first")
 
     memory = sub.add_parser("memory", help="see, search, correct, pin, forget, export or import "
                                            "what she remembers")
