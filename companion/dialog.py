@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import replace as dataclass_replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,61 +39,37 @@ from companion.persona import (
     Persona,
     begin_session,
     describe_state,
-    examples,
     fill,
     initial_state,
     load_persona,
-    render_state,
     state_from_dict,
     state_to_dict,
-    system_text,
     update_state,
 )
-from companion.prompt import Note, Prompt, PromptInput, build_prompt, with_message, with_note
+from companion.prompt import Prompt, with_message, with_note
 from companion.prompts import Prompts, load_prompts
 from companion.recollect import (
-    MEMORY_QUESTION_FACTS,
-    about,
     is_memory_question,
     recap_text,
     with_all_facts,
 )
 from companion.reply import Finished, Reply
 from companion.text import clean_message
-from companion.timefmt import ago, local_clock
+from companion.timefmt import ago
 from companion.turnparams import generation_params, reply_stops, sampling_settings
+from companion.turnprompt import TurnPrompts
 from companion.types import GenerationParams, MemoryItem, Message, PersonaState, SessionInfo, Turn
 
 Clock = Callable[[], datetime]
 
-#: How many of the latest turns are read from the store for each prompt; the
-#: prompt builder keeps as many of them as fit the model's window.
-HISTORY_WINDOW = 400
-
 #: The latest turns, already in the prompt's history, are not recalled again.
 RECENT_TURNS = 20
-
-#: The clock in the private note moves in steps, so that it is not new (and
-#: written again) every turn.
-CLOCK_STEP_MINUTES = 10
 
 _NAME = re.compile(r"name is ([^.,;]+)", re.IGNORECASE)
 
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def _without_flagged(window: list[Turn]) -> list[Turn]:
-    """``window`` without the exchanges whose reply the reply guard could not fix:
-    the model never sees such a reply again (a stand-in would be copied), and
-    leaving out the message it answered too keeps user and assistant alternating."""
-    drop = {t.id for t in window if t.flagged}
-    drop |= {
-        window[i - 1].id for i, t in enumerate(window)
-        if t.flagged and i > 0 and window[i - 1].role == "user"
-    }
-    return [t for t in window if t.id not in drop]
 
 
 def _latest_notes(prompt: Prompt) -> str:
@@ -141,24 +116,17 @@ class Companion:
         self.prompts = prompts or load_prompts()
         self._clock = clock
         self._last_reply: Reply[Turn | None] | None = None
-        # The private note given with each user message (by turn id), so later
-        # prompts repeat it unchanged and the model's cached prefix stays valid.
-        self._notes: dict[int, Note] = {}
         #: What the reply guard did for the last reply (None: it did not run).
         self.last_guard: GuardOutcome | None = None
         #: Earlier versions of the last reply (``retry``), oldest first.
         self.swipes: list[str] = []
-        self._pending_notes: list[str] = []
-        self._named: str | None = None
-        self._examples_noted = False
-        #: The example dialogue left the prompt (the history needed the room); it
-        #: does not come back, so the cached prefix changes only once.
-        self._examples_dropped = False
         #: Reminders and plans read from the user's messages (see :mod:`companion.agenda`).
         self._zone: ZoneInfo | None = None
         self._intake = Intake(self.zone, self.prompts.plans)
         self._entries: dict[int, Entry] = {}
         self._poller: Poller | None = None
+        #: The prompt of each reply, and what keeps its cached prefix stable.
+        self._prompts = TurnPrompts(store, user, config, llm, self.prompts, self.zone)
         self._session = self._begin_session()
 
     # -- opening and closing -------------------------------------------------
@@ -250,14 +218,6 @@ class Companion:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _system_name(self, names: dict[str, str]) -> str:
-        """The user's name as the system prompt gives it: the one known when the
-        session's first prompt was made. A name told later comes through the
-        notes, so the long persona prefix stays cached instead of being read again."""
-        if self._named is None:
-            self._named = names["user"]
-        return self._named
-
     def _begin_session(self) -> SessionInfo:
         now = self._clock()
         saved = self.store.load_state(self.user, self.persona.name)
@@ -308,11 +268,13 @@ class Companion:
                 self._entries[turn.id] = entry
         self._state = state
         if prompt.note is not None:
-            self._notes[turn.id] = prompt.note
+            self._prompts.notes[turn.id] = prompt.note
         self.swipes = []
         return self._answer(prompt, question, recalled, names, settings, text, entry=entry)
 
-    def prompt_for(self, text: str, **overrides: Any) -> tuple[tuple[Message, ...], GenerationParams]:
+    def prompt_for(
+        self, text: str, **overrides: Any
+    ) -> tuple[tuple[Message, ...], GenerationParams]:
         """What :meth:`say` would send the model for ``text`` now (the messages and
         the settings), storing and changing nothing: for a voice loop that starts
         reading the prompt while the user may still go on (speculation)."""
@@ -334,8 +296,8 @@ class Companion:
         last_talked = self._state.relationship.last_seen
         state = update_state(self._state, self.persona, text, now)
         names = self._names()  # read once a turn: it looks through every fact
-        prompt = self._prompt(
-            state, now, names, user=text, memories=recalled, last_talked=last_talked,
+        prompt = self._prompts.build(
+            self.persona, state, now, names, user=text, memories=recalled, last_talked=last_talked,
             reply_tokens=settings.get("max_tokens"), question=question,
             instruction=fill(entry.note, **names) if entry else "",
         )
@@ -367,13 +329,13 @@ class Companion:
         recalled = self.memory.recall(self.user, asked.content, limit=self.config.recall_limit)
         if question:
             recalled = with_all_facts(recalled, self.memory.items(self.user))
-        prompt = self._prompt(
-            self._state, self._clock(), names, user=asked.content, memories=recalled,
+        prompt = self._prompts.build(
+            self.persona, self._state, self._clock(), names, user=asked.content, memories=recalled,
             last_talked=self._state.relationship.last_seen, question=question,
             reply_tokens=settings.get("max_tokens"), before=asked.id,
         )
-        if asked.id in self._notes:  # the note it was first answered with keeps the cache
-            prompt = with_note(prompt, self._notes[asked.id])
+        if asked.id in self._prompts.notes:  # the note first given with it keeps the cache
+            prompt = with_note(prompt, self._prompts.notes[asked.id])
         # Only now, with the new prompt ready, does the old reply go.
         self.store.delete_turn(old.id)
         self.swipes.append(old.content)
@@ -446,8 +408,8 @@ class Companion:
         when = ago(last.ended_at or last.started_at, now)
         instruction = fill(self.prompts.greeting_returning.replace("{last_time}", when), **names)
         prefill = fill(self.prompts.greeting_prefill, **names)
-        prompt = self._prompt(
-            self._state, now, names, user="", instruction=instruction,
+        prompt = self._prompts.build(
+            self.persona, self._state, now, names, user="", instruction=instruction,
             last_talked=self._state.relationship.last_seen,
         )
         return self._reply(prompt, names, prefill=prefill)
@@ -457,7 +419,7 @@ class Companion:
         self._settle_last_reply()
         self.store.end_session(self._session.id, self._clock())
         self._session = self._begin_session()
-        self._named = None
+        self._prompts.restart()
         return self.greet()
 
     def switch_persona(self, persona: Persona) -> None:
@@ -466,8 +428,7 @@ class Companion:
         now = self._clock()
         saved = self.store.load_state(self.user, persona.name)
         self.persona = persona
-        self._named = None
-        self._examples_noted = self._examples_dropped = False
+        self._prompts.restart(persona_changed=True)
         self._state = state_from_dict(saved) if saved else initial_state(persona, now)
         self.store.save_state(self.user, persona.name, state_to_dict(self._state), now)
 
@@ -578,84 +539,6 @@ class Companion:
         if self._last_reply is not None and not self._last_reply.done:
             self._last_reply.text()
 
-    def _prompt(
-        self,
-        state: PersonaState,
-        now: datetime,
-        names: dict[str, str],
-        *,
-        user: str,
-        memories: list[MemoryItem] | None = None,
-        instruction: str = "",
-        last_talked: datetime | None = None,
-        reply_tokens: int | None = None,
-        question: bool = False,
-        before: int | None = None,
-    ) -> Prompt:
-        """The prompt for a reply to ``user`` (for a retry: to the turn ``before``,
-        with the history before it)."""
-        # The persona's part (system prompt, examples) keeps the session's first
-        # name for the user, so that its cached prefix stays valid.
-        stable = {**names, "user": self._system_name(names)}
-        window = self.store.recent_turns(self.user, HISTORY_WINDOW + 2)
-        if before is not None:
-            window = [t for t in window if t.id < before]
-        window = window[-HISTORY_WINDOW:]
-        # the position of window[0] among all the user's turns (a retry's window
-        # stops before the asked message and the reply being replaced)
-        trailing = 2 if before is not None else 0
-        ordinal = self.store.count_turns(self.user) - len(window) - trailing
-        window = _without_flagged(window)
-        position = {t.id: i for i, t in enumerate(window)}
-        quotes = [
-            position.get(m.id) if m.kind == "episode" else None for m in memories or ()
-        ]
-        budget = min(self.config.context_tokens, self.llm.context_length)
-        offered = () if self._examples_dropped else self._examples(stable)
-        prompt = build_prompt(
-            PromptInput(
-                system=system_text(self.persona, stable["user"]),
-                history=[Message(t.role, t.content) for t in window],
-                history_ordinal=ordinal,
-                history_notes=[self._notes.get(t.id) for t in window],
-                memories=[about(m.text, names["user"]) for m in memories or ()],
-                memory_quotes=quotes,
-                state=render_state(
-                    state, self.persona, now=now, user_name=names["user"], last_talked=last_talked
-                ),
-                clock=local_clock(now, step_minutes=CLOCK_STEP_MINUTES, zone=self.zone()),
-                post_history=fill(self.persona.post_history_instructions, **names),
-                instruction="\n".join(filter(None, (
-                    instruction, fill(self.prompts.memory_question, **names) if question else "",
-                ))),
-                user=user,
-                examples=offered,
-            ),
-            count=self.llm.count_tokens,
-            budget=budget - (reply_tokens or self.config.max_tokens),
-            templates=dataclass_replace(
-                self.prompts.templates(**names),
-                examples_start=self.prompts.templates(**stable).examples_start,
-            ),
-            max_new_memories=MEMORY_QUESTION_FACTS if question else 2,
-        )
-        if offered and not prompt.examples_used and before is None:
-            self._examples_dropped = True
-        return prompt
-
-    def _examples(self, names: dict[str, str]) -> tuple[Message, ...]:
-        """The persona's example dialogue as messages (a one-line notice, once, when
-        it is there but cannot be read)."""
-        pairs = examples(self.persona, names["user"])
-        if self.persona.mes_example.strip() and not pairs and not self._examples_noted:
-            self._examples_noted = True
-            self._pending_notes.append(
-                self.prompts.examples_skipped.format(
-                    why="no {{user}}: / {{char}}: lines found in it"
-                )
-            )
-        return tuple(Message(role, text) for role, text in pairs)
-
     def _params(
         self,
         names: dict[str, str],
@@ -693,8 +576,8 @@ class Companion:
             )
             return self.llm.stream(prompt.messages, params)
 
-        notes = (*self._pending_notes, *prompt.notes)
-        self._pending_notes = []
+        notes = (*self._prompts.pending, *prompt.notes)
+        self._prompts.pending.clear()
         self.last_guard = None
         if not (self.config.reply_guard and user_text):
             return self._reply_from(stream(0), prefix=prefill, notes=notes)
