@@ -155,3 +155,25 @@ def test_parse_duration() -> None:
     for bad in ("", "soon", "0m", "-5m", "10 lightyears", "9" * 100 + "d"):
         with pytest.raises(InputError):
             parse_duration(bad)
+
+
+def test_holidays_on_a_fixed_day() -> None:
+    eve = find_item("remind me on Christmas Eve to call aunt Rose", NOW)
+    assert eve is not None and eve.when == datetime(2026, 12, 24, 9, tzinfo=PARIS)
+    assert eve.what == "call aunt Rose"
+    late = find_item("remind me on new year's eve at 11pm to open the champagne", NOW)
+    assert late is not None and late.when == datetime(2026, 12, 31, 23, tzinfo=PARIS)
+    candy = find_item("remind me on halloween to buy candy", NOW)  # passed this year: next one
+    assert candy is not None and candy.when == datetime(2027, 10, 31, 9, tzinfo=PARIS)
+    assert find_item("I made a new year's resolution to run more", NOW) is None
+
+
+def test_a_holiday_in_the_past_tense_is_the_last_one() -> None:
+    from datetime import date
+
+    from companion.memory.dates import find_when
+
+    went = find_when("I went home for Christmas", date(2026, 12, 7))
+    assert went is not None and went.day == date(2025, 12, 25) and not went.future
+    going = find_when("I am going home for Christmas", date(2026, 12, 7))
+    assert going is not None and going.day == date(2026, 12, 25)

@@ -136,6 +136,18 @@ _PART = r"(?:\s+(?:in\s+the\s+)?(?P<part>morning|afternoon|evening|night))?"
 _ORD = r"(?:st|nd|rd|th)?"
 _ORDW = "|".join(sorted(ORDINALS, key=len, reverse=True))
 
+#: Holidays on a fixed day of the year (month, day), as they are written.
+HOLIDAYS = {
+    r"christmas\s+eve": (12, 24),
+    r"christmas(?:\s+day)?|xmas": (12, 25),
+    r"boxing\s+day": (12, 26),
+    r"new\s+year'?s\s+eve": (12, 31),
+    r"new\s+year'?s\s+day": (1, 1),
+    r"valentine'?s(?:\s+day)?": (2, 14),
+    r"halloween": (10, 31),
+}
+_HOLIDAY = "|".join(f"(?:{name})" for name in HOLIDAYS)
+
 _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     (kind, re.compile(pattern, re.IGNORECASE))
     for kind, pattern in [
@@ -160,6 +172,7 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
             rf"\b(?:on|by|until|before|for)\s+the\s+(?:(?P<d>\d{{1,2}})(?:st|nd|rd|th)"
             rf"|(?P<dw>{_ORDW}))\b(?!\s+(?:of\s+(?:every|each|the)|time|place|one))",
         ),
+        ("holiday", rf"\b(?:on\s+)?(?P<hol>{_HOLIDAY})\b"),
         ("after_tomorrow", r"\b(?:on\s+)?the\s+day\s+after\s+(?:tomorrow|tmrw|tmr)\b"),
         ("tomorrow", rf"\b(?:tomorrow|tmrw|tmr|tomorow|tommorow|2moro)\b{_PART}"),
         ("tonight", r"\b(?:later\s+)?(?:tonight|tonite)\b"),
@@ -265,6 +278,12 @@ def _resolve(
     groups = m.groupdict()
     part = groups.get("part")
     words = m.group().lower().split()
+    if kind == "holiday":
+        said = (groups.get("hol") or "").lower()
+        month, dom = next(v for k, v in HOLIDAYS.items() if re.fullmatch(k, said))
+        day = date(today.year, month, dom)
+        day = day if day >= today else date(today.year + 1, month, dom)
+        return on_day(day), day
     if kind in ("iso", "month_day", "day_month", "numeric", "ordinal"):
         found = _calendar_day(groups, kind, today, month_first)
         return None if found is None else (on_day(found), found)
@@ -378,11 +397,13 @@ def day_phrases(
         for m in pattern.finditer(text):
             resolved = _resolve(kind, m, today, month_first)
             part = "night" if kind == "tonight" else m.groupdict().get("part")
-            if resolved is not None and kind == "weekday" and tense:
+            if resolved is not None and kind in ("weekday", "holiday") and tense:
                 if past is None:
                     past = past_tense(text)
-                if past:
-                    before = resolved[1] - timedelta(days=7)
+                if past and resolved[1] > today:  # the last one: "I went home for Christmas"
+                    day = resolved[1]
+                    before = (day - timedelta(days=7) if kind == "weekday"
+                              else _last_year(day))
                     resolved = on_day(before, part), before
             phrase, day = resolved if resolved is not None else ("", None)
             found.append(DayPhrase(m.start(), m.end(), kind, day, phrase, part))
@@ -392,6 +413,10 @@ def day_phrases(
         if not kept or phrase_.start >= kept[-1].end:
             kept.append(phrase_)
     return kept
+
+
+def _last_year(day: date) -> date:
+    return day.replace(year=day.year - 1)
 
 
 def find_when(text: str, today: date) -> When | None:
