@@ -106,8 +106,10 @@ def decode_reply(
         if words_from == 0:
             sentences.whole_words = True
         ending: StopReason = "length"
+        # A speculative stepper proposes its draft model's next token for each position.
+        proposal: Callable[[], int | None] = getattr(stepper, "proposal", lambda: None)
         while generated < hard:
-            token = sampler.pick(logits)
+            token = sampler.pick(logits, proposal())
             if token in stepper.end_ids:
                 ending = "eos"
                 break

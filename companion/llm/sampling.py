@@ -80,8 +80,16 @@ class Sampler:
         self._context.append(token)
         self._counts[token] = self._counts.get(token, 0) + 1
 
-    def pick(self, logits: Any) -> int:
-        """The next token for ``logits`` (the last position's, any array-like of floats)."""
+    def pick(self, logits: Any, draft: int | None = None) -> int:
+        """The next token for ``logits`` (the last position's, any array-like of floats).
+
+        ``draft``: a token a draft model proposed for this position (speculative
+        decoding, :mod:`companion.llm.speculative`). The draft picks its tokens
+        greedily, so its proposal distribution is all on ``draft`` and the
+        standard speculative-sampling rule reads: accept it with probability
+        p(draft), else sample from p without it. Either way the token comes
+        from exactly this distribution p; greedily, it is the argmax as always.
+        """
         p = self.params
         scores = np.array(logits, dtype=np.float32, copy=True).reshape(-1)
         self._penalise(scores)
@@ -98,7 +106,16 @@ class Sampler:
             keep = int(np.searchsorted(cumulative, p.top_p)) + 1
             order = order[:keep]
             candidates, weights = candidates[order], weights[order]
-        choice = self._rng.choice(len(candidates), p=weights / weights.sum())
+        probs = weights / weights.sum()
+        if draft is not None:
+            at = np.flatnonzero(candidates == draft)
+            chance = float(probs[at[0]]) if len(at) else 0.0
+            if self._rng.random() < chance:
+                return draft
+            if len(at) and len(candidates) > 1:  # rejected: p without the draft, renormalised
+                keep = candidates != draft
+                candidates, probs = candidates[keep], probs[keep] / probs[keep].sum()
+        choice = self._rng.choice(len(candidates), p=probs)
         return int(candidates[choice])
 
     # -- penalties ---------------------------------------------------------

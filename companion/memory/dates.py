@@ -401,9 +401,9 @@ def day_phrases(
                 if past is None:
                     past = past_tense(text)
                 if past and resolved[1] > today:  # the last one: "I went home for Christmas"
-                    day = resolved[1]
-                    before = (day - timedelta(days=7) if kind == "weekday"
-                              else _last_year(day))
+                    ahead = resolved[1]
+                    before = (ahead - timedelta(days=7) if kind == "weekday"
+                              else _last_year(ahead))
                     resolved = on_day(before, part), before
             phrase, day = resolved if resolved is not None else ("", None)
             found.append(DayPhrase(m.start(), m.end(), kind, day, phrase, part))
