@@ -108,22 +108,22 @@ def test_the_words_of_each_notice() -> None:
     now = paris(2026, 12, 7, 15, 0)
     call = _item(3, "call Maya", paris(2026, 12, 7, 15, 0))
     on_time = reminder_notice(Fire(call, call.when), now + timedelta(seconds=1), PARIS, words)
-    assert (on_time.kind, on_time.text, on_time.item_ids) == ("reminder", "Reminder: call Maya.",
+    assert (on_time.kind, on_time.text, on_time.item_ids) == ("reminder", "Hey, it's time: call Maya.",
                                                               (3,))
     late = reminder_notice(Fire(call, call.when), now + timedelta(days=1), PARIS, words)
-    assert late.text == "Reminder (yesterday at 3 pm): call Maya."
+    assert late.text == "I was meant to remind you yesterday at 3 pm: call Maya."
     dentist = _item(4, "dentist appointment", paris(2026, 12, 7, 17, 30), kind="plan")
     trip = _item(5, "Maya's birthday", paris(2026, 12, 7), all_day=True, kind="plan")
     old = _item(6, "pay the rent", paris(2026, 12, 1, 9, 0))
     brief = briefing_notice([(dentist, dentist.when), (trip, trip.when)], [old], PARIS, words)
     assert brief is not None
-    assert brief.text == ("Today: 5:30 pm dentist appointment; Maya's birthday. "
+    assert brief.text == ("Here's your day: 5:30 pm dentist appointment; Maya's birthday. "
                           "Still open from before: pay the rent.")
     assert brief.item_ids == (4, 5, 6)
     assert briefing_notice([], [], PARIS, words) is None
     interview = _item(7, "the interview", paris(2026, 12, 6, 10, 0), kind="plan")
     assert follow_up_notice(interview, now, PARIS, words).text == (
-        "How did it go: the interview (yesterday at 10 am)?")
+        "So, how did the interview go?")
     line = check_in_notice(now, PARIS, words)
     assert line.kind == "check_in" and line.item_ids == ()
     assert line.text in [t.format(part_of_day="afternoon") for t in words.check_in]
@@ -163,16 +163,16 @@ def test_a_reminder_fires_once_at_its_time_and_is_stored_as_her_turn(tmp_path: P
     clock.advance(seconds=1)
     notices = poller.due_notices()
     assert [(n.kind, n.text, n.item_ids) for n in notices] == [
-        ("reminder", "Reminder: call Maya.", (item,))]
+        ("reminder", "Hey, it's time: call Maya.", (item,))]
     assert poller.due_notices() == []  # handed out, not yet shown: not again
     turns = poller.delivered(notices)
-    assert [t.content for t in turns] == ["Reminder: call Maya."]
+    assert [t.content for t in turns] == ["Hey, it's time: call Maya."]
     assert turns[0].session_id == c.session.id
     clock.advance(minutes=5)
     assert poller.due_notices() == []
     assert companion_poller(c).due_notices() == []  # nor for another poller
     assert agenda.fired(c.store, c.user, item) == [paris(2026, 12, 7, 14, 30)]
-    assert _said(c) == ["Reminder: call Maya."]
+    assert _said(c) == ["Hey, it's time: call Maya."]
     c.close()
 
 
@@ -181,21 +181,21 @@ def test_a_crash_between_claim_and_mark_delivers_once_after_restart(tmp_path: Pa
     c = _open(tmp_path, clock)
     _add(c, "take the pills", paris(2026, 12, 7, 14, 0), rrule="FREQ=DAILY")
     claimed = companion_poller(c).due_notices()
-    assert [n.text for n in claimed] == ["Reminder: take the pills."]
+    assert [n.text for n in claimed] == ["Hey, it's time: take the pills."]
     c.close()  # "killed" before it was shown: nothing marked
     clock.advance(minutes=3)  # the next run (past the time another process is given)
     c = _open(tmp_path, clock)
     poller = companion_poller(c)
     again = poller.due_notices()
-    assert [n.text for n in again] == ["Reminder (at 2 pm): take the pills."]
+    assert [n.text for n in again] == ["I was meant to remind you at 2 pm: take the pills."]
     poller.delivered(again)
     c.close()
     c = _open(tmp_path, clock)
     assert companion_poller(c).due_notices() == []  # never twice
     clock.advance(days=1, minutes=-3)  # the next day's occurrence is a new fire
     assert [n.text for n in companion_poller(c).due_notices() if n.kind == "reminder"] == [
-        "Reminder: take the pills."]
-    assert _said(c) == ["Reminder (at 2 pm): take the pills."]
+        "Hey, it's time: take the pills."]
+    assert _said(c) == ["I was meant to remind you at 2 pm: take the pills."]
     c.close()
 
 
@@ -222,7 +222,7 @@ def test_reminders_fire_in_quiet_hours_while_typing_and_with_proactive_off(
     _add(c, "put the bins out", paris(2026, 12, 7, 23, 30))
     clock.advance(minutes=30)
     poller = companion_poller(c)
-    assert [n.text for n in poller.due_notices(typing=True)] == ["Reminder: put the bins out."]
+    assert [n.text for n in poller.due_notices(typing=True)] == ["Hey, it's time: put the bins out."]
     c.close()
 
 
@@ -283,7 +283,7 @@ def test_briefing_once_a_day_at_the_first_opening(tmp_path: Path) -> None:
     clock.advance(hours=1)
     notices = poller.opening()
     assert [n.text for n in notices] == [
-        "Today: 3 pm dentist appointment; 6 pm water the plants. "
+        "Here's your day: 3 pm dentist appointment; 6 pm water the plants. "
         "Still open from before: pay the rent."]
     poller.delivered(notices)
     clock.advance(hours=2)
@@ -308,7 +308,7 @@ def test_a_plan_is_followed_up_once_after_its_time(tmp_path: Path) -> None:
     notices = poller.opening()
     follow = [n for n in notices if n.kind == "follow_up"]
     assert [(n.text, n.item_ids) for n in follow] == [
-        ("How did it go: the interview (yesterday at 10 am)?", (plan,))]
+        ("So, how did the interview go?", (plan,))]
     poller.delivered(notices)
     assert agenda.get_item(c.store, c.user, plan).followed_up_at == clock.now
     c.close()

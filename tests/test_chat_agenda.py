@@ -68,11 +68,11 @@ def test_a_due_reminder_is_printed_between_lines_and_stored(companion_home: Path
     assert loop.run(greet=False) == 0
     # "how are you" is read at 14:20, the reminder's time: it comes after the reply
     lines = out.getvalue().splitlines()
-    assert lines == ["Samantha: Hi!", "Samantha: Sure.", "Samantha: Reminder: call Maya.",
+    assert lines == ["Samantha: Hi!", "Samantha: Sure.", "Samantha: Hey, it's time: call Maya.",
                      "Samantha: Okay."]
     said = [(t.role, t.content) for t in c.history()]
     assert said == [("user", "hello"), ("assistant", "Hi!"), ("user", "how are you"),
-                    ("assistant", "Sure."), ("assistant", "Reminder: call Maya."),
+                    ("assistant", "Sure."), ("assistant", "Hey, it's time: call Maya."),
                     ("user", "bye"), ("assistant", "Okay.")]
     c.close()
 
@@ -83,7 +83,7 @@ def test_the_briefing_opens_the_chat_after_the_greeting(companion_home: Path) ->
     _add(c, "dentist appointment", paris(2026, 12, 7, 15, 0), kind="plan")
     loop, out, _ = _loop(c, _scripted([], clock, timedelta(0)), companion_home)
     loop.run(greet=True)
-    assert out.getvalue().splitlines()[-1] == "Samantha: Today: 3 pm dentist appointment."
+    assert out.getvalue().splitlines()[-1] == "Samantha: Here's your day: 3 pm dentist appointment."
     c.close()
 
 
@@ -112,14 +112,14 @@ def test_a_due_notice_shows_within_a_second_while_the_prompt_waits(
     assert out.getvalue() == ""
     clock.now = paris(2026, 12, 7, 14, 30)  # the reminder's time comes
     due = time.monotonic()
-    while time.monotonic() - due < 3 and "Reminder" not in out.getvalue():
+    while time.monotonic() - due < 3 and "call Maya" not in out.getvalue():
         time.sleep(0.01)
     seen["delay"] = time.monotonic() - due
     release.set()
     runner.join(5)
-    assert out.getvalue() == "Samantha: Reminder: call Maya.\n"
+    assert out.getvalue() == "Samantha: Hey, it's time: call Maya.\n"
     assert seen["delay"] < 1.0, seen
-    assert [t.content for t in c.history()] == ["Reminder: call Maya."]
+    assert [t.content for t in c.history()] == ["Hey, it's time: call Maya."]
     c.close()
 
 
@@ -154,7 +154,7 @@ def test_no_notice_while_a_reply_streams_it_comes_after(companion_home: Path) ->
     done.set()
     runner.join(5)
     assert out.getvalue().splitlines() == [
-        "Samantha: one two three four five six seven eight", "Samantha: Reminder: call Maya."]
+        "Samantha: one two three four five six seven eight", "Samantha: Hey, it's time: call Maya."]
     c.close()
 
 
@@ -232,10 +232,10 @@ def test_voice_speaks_a_due_reminder_between_turns(companion_home: Path) -> None
     # (how much of her first reply is heard is the echo guard's business, not the agenda's)
     assert tts.texts[0] == "Hello Theo." and tts.texts[-2:] == ["Reminder:", "call Maya."]
     done = [(e.text, e.interrupted) for e in loop.events if isinstance(e, ReplyDone)]
-    assert done[-1] == ("Reminder: call Maya.", False) and len(done) == 2
+    assert done[-1] == ("Hey, it's time: call Maya.", False) and len(done) == 2
     assert [e.text for e in loop.events if isinstance(e, Heard)] == ["hi"]
     turns = [(t.role, t.content) for t in c.history()]
-    assert turns[0] == ("user", "hi") and turns[-1] == ("assistant", "Reminder: call Maya.")
+    assert turns[0] == ("user", "hi") and turns[-1] == ("assistant", "Hey, it's time: call Maya.")
     assert len(turns) == 3
     c.close()
 
@@ -258,7 +258,7 @@ def test_on_a_terminal_the_typed_line_survives_a_notice_above_it() -> None:
         while not reader.typing() and time.monotonic() < deadline:
             time.sleep(0.01)
         assert reader.typing()
-        reader.above("Samantha: Reminder: call Maya.")  # from the poll thread
+        reader.above("Samantha: Hey, it's time: call Maya.")  # from the poll thread
         keys.send_text("later\r")
         runner.join(5)
     assert got == ["call me later"]

@@ -59,12 +59,12 @@ def test_scripted_times_fire_each_reminder_once(home: Path) -> None:
         assert run_remind(_args(), clock=clock, out=out) == 0
         printed.append(out.getvalue())
         clock.advance(minutes=1)
-    assert printed == ["", "Reminder: take the pills.\n", "Reminder: call Maya.\n", "", ""]
-    assert _said(home, "theo") == ["Reminder: take the pills.", "Reminder: call Maya."]
+    assert printed == ["", "Hey, it's time: take the pills.\n", "Hey, it's time: call Maya.\n", "", ""]
+    assert _said(home, "theo") == ["Hey, it's time: take the pills.", "Hey, it's time: call Maya."]
     clock.now = datetime(2026, 12, 8, 9, 0, 30, tzinfo=PARIS)  # the next day
     out = io.StringIO()
     run_remind(_args(), clock=clock, out=out)
-    assert out.getvalue() == "Reminder: take the pills.\n"
+    assert out.getvalue() == "Hey, it's time: take the pills.\n"
 
 
 def test_a_late_run_says_when_it_was_due_and_all_users_are_named(home: Path) -> None:
@@ -73,8 +73,8 @@ def test_a_late_run_says_when_it_was_due_and_all_users_are_named(home: Path) -> 
     clock = FakeClock(datetime(2026, 12, 7, 10, 0, tzinfo=PARIS))  # the laptop was asleep
     out = io.StringIO()
     assert run_remind(_args(user=None, all_users=True), clock=clock, out=out) == 0
-    assert out.getvalue().splitlines() == ["ana: Reminder: water the plants.",
-                                           "theo: Reminder (at 9 am): call Maya."]
+    assert out.getvalue().splitlines() == ["ana: Hey, it's time: water the plants.",
+                                           "theo: I was meant to remind you at 9 am: call Maya."]
     out = io.StringIO()
     run_remind(_args(user=None, all_users=True), clock=clock, out=out)
     assert out.getvalue() == ""
@@ -95,8 +95,8 @@ def test_the_command_line_prints_notifies_and_exits_0(
     _add(home, "theo", "call \x1b[2JMaya", now - timedelta(seconds=30))
     _add(home, "theo", "later thing", now + timedelta(hours=1))
     assert main(["remind", "--due", "--user", "theo"]) == 0
-    assert capsys.readouterr().out == "Reminder: call Maya.\n"  # no escape reaches the terminal
-    assert log.read_text() == "--app-name=companion|--|Reminder|Reminder: call Maya.|\n"
+    assert capsys.readouterr().out == "Hey, it's time: call Maya.\n"  # no escape reaches the terminal
+    assert log.read_text() == "--app-name=companion|--|Reminder|Hey, it's time: call Maya.|\n"
     assert main(["remind", "--due", "--user", "theo"]) == 0
     assert capsys.readouterr().out == ""
     assert log.read_text().count("\n") == 1
@@ -108,7 +108,7 @@ def test_no_notify_send_is_fine_and_bad_input_is_one_line(
     monkeypatch.setenv("PATH", "/nonexistent")
     _add(home, "theo", "call Maya", datetime.now(UTC) - timedelta(seconds=5))
     assert main(["remind", "--due", "--user", "theo"]) == 0
-    assert capsys.readouterr().out == "Reminder: call Maya.\n"
+    assert capsys.readouterr().out == "Hey, it's time: call Maya.\n"
     assert main(["remind", "--due", "--user", "no/such user"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("companion: error:") and err.count("\n") == 1

@@ -81,9 +81,9 @@ def test_a_due_reminder_comes_with_the_next_reply_once(
     second = _chat(url, "how are you?").json()
     assert second["choices"][0]["message"]["content"] == "Fine."
     assert second["companion_notices"] == [
-        {"kind": "reminder", "text": "Reminder: call Maya.", "item_ids": [item]}]
-    assert _wait_for(companion_home, "theo", "Reminder: call Maya.") == [
-        "Hello!", "Fine.", "Reminder: call Maya."]
+        {"kind": "reminder", "text": "Hey, it's time: call Maya.", "item_ids": [item]}]
+    assert _wait_for(companion_home, "theo", "Hey, it's time: call Maya.") == [
+        "Hello!", "Fine.", "Hey, it's time: call Maya."]
     clock.now = NOW.replace(minute=40)
     third = _chat(url, "ok").json()
     assert "companion_notices" not in third  # given once
@@ -97,7 +97,7 @@ def test_the_openai_client_still_reads_a_reply_with_notices(
         reply = client.chat.completions.create(
             model="Samantha", messages=[{"role": "user", "content": "hi"}], user="theo")
     assert reply.choices[0].message.content == "Hello!"
-    assert (reply.model_extra or {})["companion_notices"][0]["text"] == "Reminder: call Maya."
+    assert (reply.model_extra or {})["companion_notices"][0]["text"] == "Hey, it's time: call Maya."
 
 
 def test_a_streamed_reply_carries_the_notices_in_its_last_chunk(
@@ -113,10 +113,10 @@ def test_a_streamed_reply_carries_the_notices_in_its_last_chunk(
     assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == "Hello!"
     last = chunks[-1]
     assert last["choices"][0]["finish_reason"] == "stop"
-    assert last["companion_notices"][0]["text"] == "Reminder: call Maya."
+    assert last["companion_notices"][0]["text"] == "Hey, it's time: call Maya."
     assert all("companion_notices" not in c for c in chunks[:-1])
-    assert _wait_for(companion_home, "theo", "Reminder: call Maya.") == [
-        "Hello!", "Reminder: call Maya."]
+    assert _wait_for(companion_home, "theo", "Hey, it's time: call Maya.") == [
+        "Hello!", "Hey, it's time: call Maya."]
 
 
 def test_the_agenda_endpoint_lists_and_claims_due_reminders(
@@ -133,14 +133,14 @@ def test_the_agenda_endpoint_lists_and_claims_due_reminders(
     assert "notices" not in listed
     due = httpx.get(f"{url}/v1/companion/agenda", params={"user": "theo", "due": "1"}).json()
     assert due["notices"] == [
-        {"kind": "reminder", "text": "Reminder: call Maya.", "item_ids": [call]}]
-    assert _wait_for(companion_home, "theo", "Reminder: call Maya.") == ["Reminder: call Maya."]
+        {"kind": "reminder", "text": "Hey, it's time: call Maya.", "item_ids": [call]}]
+    assert _wait_for(companion_home, "theo", "Hey, it's time: call Maya.") == ["Hey, it's time: call Maya."]
     clock.now = NOW.replace(minute=5)
     again = httpx.get(f"{url}/v1/companion/agenda", params={"user": "theo", "due": "1"}).json()
     assert again["notices"] == []
     ana = httpx.get(f"{url}/v1/companion/agenda",
                     params={"due": "1"}, headers={"X-Companion-User": "ana"}).json()
-    assert [n["text"] for n in ana["notices"]] == ["Reminder (at 2 pm): ana's own thing."]
+    assert [n["text"] for n in ana["notices"]] == ["I was meant to remind you at 2 pm: ana's own thing."]
 
 
 @pytest.mark.parametrize(("params", "param"), [
