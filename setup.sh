@@ -68,6 +68,19 @@ say "installing torch 2.13.0 (CPU build unless a GPU build is already installed)
 .venv/bin/python -m pip install --disable-pip-version-check "torch==2.13.0"
 say "installing companion and its dependencies ($extras)"
 .venv/bin/python -m pip install --disable-pip-version-check -e ".[$extras]"
+# Smart Turn v3.2, the end-of-turn model of `companion voice`: its CPU ONNX file
+# (8 MB, BSD-2) ships inside the pipecat-ai wheel; only that file is taken (its
+# SHA-256 checked), none of pipecat's dependencies. Without it, voice ends a
+# turn on silence alone.
+turn_dir="$(mktemp -d)"
+if .venv/bin/python -m pip download --disable-pip-version-check --no-deps -q \
+     "pipecat-ai==1.14.0" -d "$turn_dir" \
+   && .venv/bin/python -m companion.voice.turn install "$turn_dir"/pipecat_ai-1.14.0-*.whl; then
+  say "installed the Smart Turn end-of-turn model"
+else
+  say "could not install Smart Turn: voice will end turns on silence alone"
+fi
+rm -rf "$turn_dir"
 rm -f .venv/.setup-*
 touch "$stamp"
 say "done. Start chatting with: .venv/bin/companion chat"

@@ -1,16 +1,24 @@
 """End of turn: false cut-offs on pauses inside turns, and how soon a finished turn is heard.
 
-Each sentence is synthesized whole by Piper (so its intonation runs on through
-the pause) and a silence of 300-600 ms is inserted at its quietest point
-between 35% and 65% of its length (a word boundary): a mid-sentence pause. Two
-sentences joined by such a silence make a between-sentence pause. Each clip
-(with 0.5 s before and 2 s after) goes through the real Silero VAD and the
-:class:`~companion.voice.endpoint.Endpointer`, as fast as it runs; a false
-cut-off is a turn reported before the last sentence ended. The end-of-turn
-latency is the time from the end of the speech to the turn reported.
+Twenty-four sentences, spoken by Piper (a natural voice) and espeak-ng (a
+robotic one), trimmed of the synthesizer's own leading and trailing silence.
+A mid-sentence pause: the quiet stretch at the word boundary nearest the
+sentence's quietest point between 35% and 65% of its length is replaced by
+exactly 300, 450 or 600 ms of silence. A between-sentence pause joins two
+sentences the same way. Each clip (0.5 s before, 1.2 s after) goes through the
+real Silero VAD and the :class:`~companion.voice.endpoint.Endpointer`, as fast
+as it runs, with Smart Turn and (as the voice loop does) Whisper's transcript of
+the turn so far. A false cut-off is a turn reported before the last sentence
+ended; the end-of-turn latency is from the end of the speech to the turn
+reported (frame-exact, model time excluded; the model's own time is printed).
 
-    .venv/bin/python bench/turn_taking.py                 # silence 600 ms vs Smart Turn
-    .venv/bin/python bench/turn_taking.py --configs silence:600,turn:200:600,turn+text:200:600
+    .venv/bin/python bench/turn_taking.py        # before (silence, raw Smart Turn) and plans
+    .venv/bin/python bench/turn_taking.py --configs silence:600,model --voices piper
+
+Configs: ``silence:MS``; a plan of companion.voice.turn.TURN_PLANS by name
+(``model``, ``fast``: Smart Turn with the transcript's consent); or
+``raw:MS@P+MS@P:FALLBACK_MS`` (Smart Turn alone, checks at MS of silence ending
+the turn at probability P: ``raw:200@0.5:600`` was the first design).
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +37,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from voicedata import speech  # noqa: E402
 
-from companion.voice.audio import MIC_RATE, Audio  # noqa: E402
+from companion.voice.audio import MIC_RATE, Audio, Samples  # noqa: E402
 
 SENTENCES = [
     "I was thinking about going to the market tomorrow morning with my sister.",
@@ -43,57 +52,115 @@ SENTENCES = [
     "Do you know a good way to fall asleep when my mind keeps racing?",
     "My brother is moving to a small town near the mountains next month.",
     "I tried to learn the guitar last year but I gave up after a few weeks.",
+    "Hi Samantha, my name is Theo.",
+    "My sister lives in Boston and she is a nurse.",
+    "I went for a walk by the ocean this morning.",
+    "Honestly, I am not sure what I want to do after I graduate next spring.",
+    "We could go to the lake on Saturday if the weather stays nice.",
+    "I keep forgetting to water the plants on my balcony every evening.",
+    "Last summer my family rented a small cabin by a quiet river.",
+    "Sometimes I wonder whether I should have studied music instead of law.",
+    "The train was late again this morning, so I missed the first meeting.",
+    "What do you usually do when you cannot stop worrying about something?",
+    "My grandmother taught me how to bake bread when I was a little kid.",
+    "I would really like to visit Japan in the spring to see the cherry blossoms.",
 ]
-PAUSES_MS = (300, 400, 500, 600)
+PAUSES_MS = (300, 450, 600)
+_HOP = MIC_RATE // 100  # 10 ms
 
 
-def mid_gap(samples: np.ndarray) -> int:
-    """The quietest 30 ms between 35% and 65% of the clip (a word boundary, mostly)."""
-    hop = MIC_RATE // 100
-    energy = np.array([float(np.mean(samples[i : i + 3 * hop] ** 2))
-                       for i in range(0, len(samples) - 3 * hop, hop)])
-    lo, hi = int(len(energy) * 0.35), int(len(energy) * 0.65)
-    return (lo + int(np.argmin(energy[lo:hi]))) * hop + hop
+def _rms(x: Samples) -> np.ndarray:
+    n = len(x) // _HOP
+    return np.sqrt(np.mean(x[: n * _HOP].reshape(n, _HOP) ** 2, axis=1))
 
 
-def cases() -> list[tuple[str, Audio, float]]:
-    """(kind, clip, when the speech ends in the clip)."""
-    lead, tail = np.zeros(MIC_RATE // 2, np.float32), np.zeros(2 * MIC_RATE, np.float32)
-    out = []
-    clips = [speech(s).resampled(MIC_RATE).samples for s in SENTENCES]
-    for k, clip in enumerate(clips):
-        cut = mid_gap(clip)
-        for ms in PAUSES_MS:
-            gap = np.zeros(MIC_RATE * ms // 1000, np.float32)
-            mid = np.concatenate([lead, clip[:cut], gap, clip[cut:], tail])
-            out.append((f"mid {ms}", Audio(mid, MIC_RATE), (len(mid) - len(tail)) / MIC_RATE))
-            nxt = clips[(k + 1) % len(clips)]
-            two = np.concatenate([lead, clip, gap, nxt, tail])
-            out.append((f"between {ms}", Audio(two, MIC_RATE), (len(two) - len(tail)) / MIC_RATE))
+def trimmed(x: Samples) -> Samples:
+    """The clip without its leading and trailing silence (below -40 dB of its peak)."""
+    e = _rms(x)
+    on = np.nonzero(e > 0.01 * e.max())[0]
+    return x[on[0] * _HOP : (on[-1] + 1) * _HOP]
+
+
+def mid_gap(x: Samples) -> tuple[int, int]:
+    """The quiet stretch around the quietest 30 ms between 35% and 65% of the clip."""
+    e = _rms(x)
+    smooth = np.convolve(e, np.ones(3) / 3, mode="same")
+    lo, hi = int(len(e) * 0.35), int(len(e) * 0.65)
+    i = j = lo + int(np.argmin(smooth[lo:hi]))
+    floor = 0.01 * e.max()
+    while i > 0 and e[i - 1] < floor:
+        i -= 1
+    while j < len(e) - 1 and e[j] < floor:
+        j += 1
+    return i * _HOP, j * _HOP
+
+
+Case = tuple[str, str, int, Audio, float]  # voice, kind, pause ms, clip, speech end (s)
+
+
+def cases(voices: list[str]) -> list[Case]:
+    lead = np.zeros(MIC_RATE // 2, np.float32)
+    tail = np.zeros(round(1.2 * MIC_RATE), np.float32)
+    out: list[Case] = []
+    for voice in voices:
+        clips = [trimmed(speech(s, voice).resampled(MIC_RATE).samples)  # type: ignore[arg-type]
+                 for s in SENTENCES]
+        for k, clip in enumerate(clips):
+            whole = np.concatenate([lead, clip, tail])
+            end = (len(whole) - len(tail)) / MIC_RATE
+            out.append((voice, "end", 0, Audio(whole, MIC_RATE), end))
+            a, b = mid_gap(clip)
+            for ms in PAUSES_MS:
+                gap = np.zeros(MIC_RATE * ms // 1000, np.float32)
+                for kind, parts in (("mid", [clip[:a], gap, clip[b:]]),
+                                    ("between", [clip, gap, clips[(k + 1) % len(clips)]])):
+                    x = np.concatenate([lead, *parts, tail])
+                    end = (len(x) - len(tail)) / MIC_RATE
+                    out.append((voice, kind, ms, Audio(x, MIC_RATE), end))
     return out
 
 
-def run(config: str, data: list[tuple[str, Audio, float]]) -> None:
+class Cached:
+    """A turn model or recognizer whose answers are kept per (clip, samples heard)."""
+
+    def __init__(self, fn: Callable[[Samples], object]) -> None:
+        self.fn = fn
+        self.clip = 0
+        self.memo: dict[tuple[int, int], object] = {}
+
+    def __call__(self, audio: Samples) -> object:
+        key = (self.clip, len(audio))
+        if key not in self.memo:
+            self.memo[key] = self.fn(audio)
+        return self.memo[key]
+
+
+def run(config: str, data: list[Case], model: Cached, text: Cached) -> None:
     from companion.voice.endpoint import Endpointer, TurnVerdict, Utterance
-    from companion.voice.turn import SmartTurn, TurnModel, WithTranscript
+    from companion.voice.turn import TURN_PLANS, TurnModel, WithTranscript
     from companion.voice.vad import SileroVAD
 
-    kind, *ms = config.split(":")
-    model: TurnModel | None = SmartTurn() if kind.startswith("turn") else None
-    if model is not None and kind == "turn+text":
-        from companion.voice.stt import FasterWhisperSTT
-
-        stt = FasterWhisperSTT()
-        model = WithTranscript(model, lambda a: stt.transcribe(Audio(a, MIC_RATE)).text)
-    if model is None:
-        ep = Endpointer(SileroVAD(), end_silence_ms=float(ms[0]))
+    kind, _, spec = config.partition(":")
+    judge: TurnModel | None = None
+    if kind == "silence":
+        checks: tuple[tuple[float, float], ...] = ()
+        fallback = float(spec)
+    elif kind == "raw":
+        marks, _, fb = spec.rpartition(":")
+        checks = tuple((float(m.split("@")[0]), float(m.split("@")[1])) for m in marks.split("+"))
+        fallback = float(fb)
+        judge = model  # type: ignore[assignment]
     else:
-        ep = Endpointer(SileroVAD(), turn=model, turn_silence_ms=float(ms[0]),
-                        end_silence_ms=float(ms[1]))
-    cut: dict[str, list[int]] = {}
+        plan = TURN_PLANS[kind]
+        checks, fallback = plan.checks, plan.fallback_ms
+        judge = WithTranscript(model, text)  # type: ignore[arg-type]
+    ep = Endpointer(SileroVAD(), turn=judge if checks else None, turn_checks=checks,
+                    end_silence_ms=fallback)
+    cut: dict[tuple[str, str], list[int]] = {}
     latency: list[float] = []
     model_ms: list[float] = []
-    for name, clip, speech_end in data:
+    for n, (voice, what, _ms, clip, speech_end) in enumerate(data):
+        model.clip = text.clip = n
         ep.reset()
         ends: list[float] = []
         for i in range(0, len(clip.samples), 512):
@@ -104,26 +171,38 @@ def run(config: str, data: list[tuple[str, Audio, float]]) -> None:
                     ends.append(e.ended)
                     if e.ended >= speech_end - 0.25:  # the real end: reported now
                         latency.append((i + 512) / MIC_RATE - speech_end)
-        cut.setdefault(name.split()[0], []).append(int(any(e < speech_end - 0.25 for e in ends)))
+        early = int(any(e < speech_end - 0.25 for e in ends))
+        cut.setdefault((voice, what), []).append(early)
+        cut.setdefault(("all", what), []).append(early)
     lat = sorted(latency)
     p95 = lat[min(len(lat) - 1, round(0.95 * (len(lat) - 1)))] if lat else float("nan")
-    parts = [f"{k} pauses cut {sum(v)}/{len(v)} ({sum(v) / len(v):.0%})" for k, v in cut.items()]
-    extra = f", model p50 {statistics.median(model_ms):.0f} ms" if model_ms else ""
-    print(f"{config:<18} {'; '.join(parts)}; end of turn p50 "
-          f"{statistics.median(lat) * 1000:.0f} ms p95 {p95 * 1000:.0f} ms{extra}", flush=True)
+    parts = [f"{v} {w} {sum(c)}/{len(c)}" for (v, w), c in sorted(cut.items())
+             if w != "end" and v != "all"]
+    mid = cut[("all", "mid")]
+    extra = f"; model p50 {statistics.median(model_ms):.0f} ms (cached: ~0)" if model_ms else ""
+    rate = f"{sum(mid)}/{len(mid)} ({sum(mid) / len(mid):.1%})"
+    print(f"{config:<18} mid-sentence pauses cut {rate}; "
+          f"end of turn p50 {statistics.median(lat) * 1000:.0f} ms p95 {p95 * 1000:.0f} ms "
+          f"({len(lat)} ends){extra}\n    " + ", ".join(parts), flush=True)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--configs", default="silence:600,turn:200:600,turn+text:200:600",
-                    help="silence:MS (silence only), or turn:SHORT_MS:FALLBACK_MS (Smart Turn) "
-                         "or turn+text:... (overruled by a cut-off transcript), comma-separated")
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--configs", default="silence:600,silence:700,raw:200@0.5:600,fast,model")
+    ap.add_argument("--voices", default="piper,espeak")
     args = ap.parse_args()
-    data = cases()
-    print(f"{len(data)} clips: {len(SENTENCES)} Piper sentences x pauses {PAUSES_MS} ms, "
-          "inside a sentence and between two")
+    from companion.voice.stt import FasterWhisperSTT
+    from companion.voice.turn import SmartTurn
+
+    data = cases(args.voices.split(","))
+    print(f"{len(data)} clips: {len(SENTENCES)} sentences x {args.voices} x pauses {PAUSES_MS} ms "
+          "inside a sentence and between two, and each sentence alone")
+    smart = SmartTurn()
+    stt = FasterWhisperSTT(threads=1)
+    model = Cached(smart)
+    text = Cached(lambda a: stt.transcribe(Audio(a, MIC_RATE)).text)
     for config in args.configs.split(","):
-        run(config, data)
+        run(config.strip(), data, model, text)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,12 @@ class Config:
     #: Weights of the local transformers model: "auto" (what the registry
     #: recommends for the CPU), "none" (full precision), "int8" or "int4".
     quantize: str = "auto"
+    #: How a registry model or a .gguf file runs: "auto" (the GGUF engine on the
+    #: file's own blocks, transformers when it cannot), "gguf" or "transformers".
+    engine: str = "auto"
+    #: A smaller model of the same vocabulary that drafts for the GGUF engine
+    #: (speculative decoding; "" = none).
+    draft: str = ""
     #: Speech synthesis engine: "auto" (Piper if installed, else pyttsx3), "piper",
     #: "pyttsx3" or "null" (silent).
     tts: str = "auto"
@@ -100,6 +106,8 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "seed": (int,),
     "threads": (int,),
     "quantize": (str,),
+    "engine": (str,),
+    "draft": (str,),
     "tts": (str,),
     "stt": (str,),
     "min_p": (float, int),
@@ -128,6 +136,7 @@ SAMPLING_KEYS = (
 )  # fmt: skip
 _CHOICES: dict[str, tuple[str, ...]] = {
     "quantize": ("auto", "none", "int8", "int4"),
+    "engine": ("auto", "gguf", "transformers"),
     "tts": ("auto", "piper", "pyttsx3", "null"),
     "stt": ("auto", "faster-whisper"),
 }

@@ -164,7 +164,8 @@ class Companion:
             from companion.llm.loader import load_llm
 
             llm: LLM = load_llm(
-                config.model, threads=config.threads, progress=progress, quantize=config.quantize
+                config.model, threads=config.threads, progress=progress, quantize=config.quantize,
+                engine=config.engine, draft=config.draft,
             )
         else:
             llm = model

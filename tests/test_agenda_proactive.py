@@ -108,7 +108,8 @@ def test_the_words_of_each_notice() -> None:
     now = paris(2026, 12, 7, 15, 0)
     call = _item(3, "call Maya", paris(2026, 12, 7, 15, 0))
     on_time = reminder_notice(Fire(call, call.when), now + timedelta(seconds=1), PARIS, words)
-    assert (on_time.kind, on_time.text, on_time.item_ids) == ("reminder", "Hey, it's time: call Maya.",
+    assert (on_time.kind, on_time.text, on_time.item_ids) == (
+        "reminder", "Hey, it's time: call Maya.",
                                                               (3,))
     late = reminder_notice(Fire(call, call.when), now + timedelta(days=1), PARIS, words)
     assert late.text == "I was meant to remind you yesterday at 3 pm: call Maya."
@@ -222,7 +223,8 @@ def test_reminders_fire_in_quiet_hours_while_typing_and_with_proactive_off(
     _add(c, "put the bins out", paris(2026, 12, 7, 23, 30))
     clock.advance(minutes=30)
     poller = companion_poller(c)
-    assert [n.text for n in poller.due_notices(typing=True)] == ["Hey, it's time: put the bins out."]
+    due = [n.text for n in poller.due_notices(typing=True)]
+    assert due == ["Hey, it's time: put the bins out."]
     c.close()
 
 

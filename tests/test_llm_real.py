@@ -26,7 +26,7 @@ HELLO = [PERSONA, Message("user", "Hi, I'm Theo. I just moved to Boston for a ne
 @pytest.fixture(scope="module")
 def llm() -> Iterator[object]:
     pytest.importorskip("torch")
-    yield load_llm(MODEL, threads=2, progress=lambda _: None)
+    yield load_llm(MODEL, threads=2, progress=lambda _: None, engine="transformers")
 
 
 @pytest.fixture(scope="module")

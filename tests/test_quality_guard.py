@@ -40,7 +40,9 @@ quantize = pytest.importorskip("companion.llm.quantize")
 
 
 def _load(quantize: str) -> Any:
-    return load_llm(MODEL, threads=2, progress=lambda _: None, quantize=quantize)
+    return load_llm(
+        MODEL, threads=2, progress=lambda _: None, quantize=quantize, engine="transformers"
+    )
 
 
 @pytest.fixture(scope="module")

@@ -59,7 +59,8 @@ def test_scripted_times_fire_each_reminder_once(home: Path) -> None:
         assert run_remind(_args(), clock=clock, out=out) == 0
         printed.append(out.getvalue())
         clock.advance(minutes=1)
-    assert printed == ["", "Hey, it's time: take the pills.\n", "Hey, it's time: call Maya.\n", "", ""]
+    assert printed == ["", "Hey, it's time: take the pills.\n",
+                       "Hey, it's time: call Maya.\n", "", ""]
     assert _said(home, "theo") == ["Hey, it's time: take the pills.", "Hey, it's time: call Maya."]
     clock.now = datetime(2026, 12, 8, 9, 0, 30, tzinfo=PARIS)  # the next day
     out = io.StringIO()
@@ -95,7 +96,8 @@ def test_the_command_line_prints_notifies_and_exits_0(
     _add(home, "theo", "call \x1b[2JMaya", now - timedelta(seconds=30))
     _add(home, "theo", "later thing", now + timedelta(hours=1))
     assert main(["remind", "--due", "--user", "theo"]) == 0
-    assert capsys.readouterr().out == "Hey, it's time: call Maya.\n"  # no escape reaches the terminal
+    # no escape reaches the terminal
+    assert capsys.readouterr().out == "Hey, it's time: call Maya.\n"
     assert log.read_text() == "--app-name=companion|--|Reminder|Hey, it's time: call Maya.|\n"
     assert main(["remind", "--due", "--user", "theo"]) == 0
     assert capsys.readouterr().out == ""

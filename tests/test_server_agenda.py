@@ -134,13 +134,15 @@ def test_the_agenda_endpoint_lists_and_claims_due_reminders(
     due = httpx.get(f"{url}/v1/companion/agenda", params={"user": "theo", "due": "1"}).json()
     assert due["notices"] == [
         {"kind": "reminder", "text": "Hey, it's time: call Maya.", "item_ids": [call]}]
-    assert _wait_for(companion_home, "theo", "Hey, it's time: call Maya.") == ["Hey, it's time: call Maya."]
+    said = _wait_for(companion_home, "theo", "Hey, it's time: call Maya.")
+    assert said == ["Hey, it's time: call Maya."]
     clock.now = NOW.replace(minute=5)
     again = httpx.get(f"{url}/v1/companion/agenda", params={"user": "theo", "due": "1"}).json()
     assert again["notices"] == []
     ana = httpx.get(f"{url}/v1/companion/agenda",
                     params={"due": "1"}, headers={"X-Companion-User": "ana"}).json()
-    assert [n["text"] for n in ana["notices"]] == ["I was meant to remind you at 2 pm: ana's own thing."]
+    assert [n["text"] for n in ana["notices"]] == [
+        "I was meant to remind you at 2 pm: ana's own thing."]
 
 
 @pytest.mark.parametrize(("params", "param"), [

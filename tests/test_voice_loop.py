@@ -101,8 +101,9 @@ def rig(
     stt = FakeSTT(transcripts)
     fake_tts = tts or FakeTTS()
     talk = ScheduledTalk(lambda: dev.placed, before=0.05, after=0.3) if push_to_talk else None
+    # no speculation: its one-token calls would take the scripted replies
     loop = VoiceLoop(companion, dev, stt, fake_tts, EnergyVAD(), half_duplex=half_duplex,
-                     push_to_talk=talk)
+                     push_to_talk=talk, speculate=False)
     _open.append(Rig(companion, dev, stt, fake_tts, llm, loop))
     return _open[-1]
 

@@ -20,9 +20,11 @@ from companion.voice.stt.fake import FakeSTT
 from companion.voice.stt.whisper import without_repeats
 from companion.voice.turn import (
     MODEL_FILE,
+    TURN_PLANS,
     WHEEL_MEMBER,
     ScriptedTurn,
     WithTranscript,
+    complete,
     install,
     load_turn_model,
     log_mel,
@@ -52,7 +54,7 @@ def stream(ep: Endpointer, *parts: np.ndarray) -> list[object]:
 
 def test_turn_model_ends_the_turn_after_a_short_silence() -> None:
     turn = ScriptedTurn([0.9])
-    ep = Endpointer(EnergyVAD(), turn=turn, turn_silence_ms=200, end_silence_ms=600)
+    ep = Endpointer(EnergyVAD(), turn=turn, turn_checks=((200, 0.5),), end_silence_ms=600)
     events = stream(ep, tone(1.0))
     kinds = [type(e) for e in events]
     assert kinds == [SpeechStart, Pause, TurnVerdict, Utterance]
@@ -66,7 +68,7 @@ def test_turn_model_ends_the_turn_after_a_short_silence() -> None:
 
 def test_unfinished_verdict_waits_for_the_long_silence_across_a_pause() -> None:
     turn = ScriptedTurn([0.1, 0.9])
-    ep = Endpointer(EnergyVAD(), turn=turn, turn_silence_ms=200, end_silence_ms=600)
+    ep = Endpointer(EnergyVAD(), turn=turn, turn_checks=((200, 0.5),), end_silence_ms=600)
     events = stream(ep, tone(1.0), silence(0.45), tone(0.8))
     kinds = [type(e) for e in events]
     assert kinds == [SpeechStart, Pause, TurnVerdict, Resume, Pause, TurnVerdict, Utterance]
@@ -99,11 +101,47 @@ def test_unfinished(text: str, cut: bool) -> None:
     assert unfinished(text) is cut
 
 
-def test_transcript_overrules_a_finished_verdict_on_a_cut_off_phrase() -> None:
-    texts = iter(["I was going to the", "I was going to the shop."])
-    judge = WithTranscript(ScriptedTurn([0.9, 0.9]), lambda _a: next(texts))
-    assert judge(silence(1.0)) < 0.5 and judge.vetoed == 1
-    assert judge(silence(1.0)) == pytest.approx(0.9)
+def test_a_finished_verdict_stands_only_on_a_complete_transcript() -> None:
+    texts = iter(["I was going to the", "Hi Samantha,", "", "I was going to the shop.",
+                  "Do you like music?"])
+    judge = WithTranscript(ScriptedTurn([0.9] * 5), lambda _a: next(texts))
+    assert [judge(silence(1.0)) for _ in range(5)] == [0.0, 0.0, 0.0, 0.9, 0.9]
+    assert judge.vetoed == 3  # a dangling word, a comma, no transcript yet
+
+
+@pytest.mark.parametrize(
+    ("text", "done"),
+    [("Good night, I'll talk to you tomorrow.", True), ("Do you like music?", True),
+     ("Hi Samantha,", False), ("I went to the.", False), ("my name is", False),
+     ('He said "stop!"', True), ("", False)],
+)
+def test_complete(text: str, done: bool) -> None:
+    assert complete(text) is done
+
+
+def test_checks_at_several_silences_and_the_fallback() -> None:
+    # asked at 200 ms (no), at 400 ms (yes): the turn ends ~400 ms after the speech
+    turn = ScriptedTurn([0.3, 0.8])
+    ep = Endpointer(EnergyVAD(), turn=turn, turn_checks=((200, 0.5), (400, 0.7)),
+                    end_silence_ms=800)
+    events = stream(ep, tone(1.0))
+    verdicts = [e for e in events if isinstance(e, TurnVerdict)]
+    utt = next(e for e in events if isinstance(e, Utterance))
+    assert isinstance(utt, Utterance) and len(verdicts) == 2
+    assert 0.35 <= verdicts[-1].time - utt.ended <= 0.45
+    # both doubted: the fallback silence ends it
+    ep = Endpointer(EnergyVAD(), turn=ScriptedTurn([0.3, 0.6]),
+                    turn_checks=((200, 0.5), (400, 0.7)), end_silence_ms=800)
+    events = stream(ep, tone(1.0))
+    utt = next(e for e in events if isinstance(e, Utterance))
+    assert isinstance(utt, Utterance) and events[-1] is utt
+    assert [type(e) for e in events].count(TurnVerdict) == 2
+
+
+def test_turn_plans() -> None:
+    assert TURN_PLANS["silence"].checks == ()
+    for plan in TURN_PLANS.values():
+        assert all(ms < plan.fallback_ms for ms, _p in plan.checks)
 
 
 def test_without_repeats() -> None:

@@ -127,7 +127,8 @@ def run_serve(args: argparse.Namespace) -> int:
     llm: Any = None
     try:
         llm = load_llm(
-            config.model, threads=config.threads, progress=_progress, quantize=config.quantize
+            config.model, threads=config.threads, progress=_progress, quantize=config.quantize,
+            engine=config.engine, draft=config.draft,
         )
         remote = isinstance(llm, OpenAIChatLLM)
         settings = ServeSettings(

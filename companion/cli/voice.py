@@ -13,7 +13,6 @@ import argparse
 import dataclasses
 import json
 import math
-import os
 import queue
 import sys
 import time
@@ -52,6 +51,11 @@ def add_voice_parser(
                        help="speech engine (default: the config's tts)")
     voice.add_argument("--push-to-talk", action="store_true", dest="push_to_talk",
                        help="press Enter to talk and Enter again to stop (no voice detection)")
+    voice.add_argument("--end-of-turn", choices=("model", "fast", "silence"), default="model",
+                       dest="end_of_turn",
+                       help="model: Smart Turn and the transcript end a turn at 600 ms of "
+                            "silence, 800 ms when in doubt (silence 600 ms when the model is "
+                            "not installed); fast: also asked at 200 ms; silence: 600 ms")
     voice.add_argument("--half-duplex", action="store_true", dest="half_duplex",
                        help="ignore the microphone while she speaks (no barge-in)")
     voice.add_argument("--no-greeting", action="store_true", help="do not open with a greeting")
@@ -65,8 +69,10 @@ def add_voice_parser(
                             "one for writing the reply while speech is synthesized)")
 
 
-#: Threads for speech recognition.
-STT_THREADS = min(2, os.cpu_count() or 1)
+#: Threads for speech recognition: one. Recognition starts at the first 64 ms of
+#: silence on a window fitted to the speech (0.1-0.2 s) and is done before the
+#: turn is; the other core reads the prompt meanwhile (speculation).
+STT_THREADS = 1
 
 
 def voice_config(config: Config) -> Config:
@@ -92,6 +98,7 @@ def run_voice(args: argparse.Namespace) -> int:
     from companion.voice.stt import load_stt
     from companion.voice.talk import EnterToTalk, ScheduledTalk, TalkKey
     from companion.voice.tts import load_tts
+    from companion.voice.turn import load_turn_model
     from companion.voice.vad import load_vad
 
     config = voice_config(config_from_args(args))
@@ -102,10 +109,13 @@ def run_voice(args: argparse.Namespace) -> int:
     log: TextIO | None = None
     try:
         tts = load_tts(args.tts or config.tts)
-        # Recognition runs between her turns, when nothing else needs the CPU:
-        # two threads cut it from about 0.74 s to 0.5-0.58 s (bench/stt_wer.py).
         stt = load_stt(config.stt, threads=STT_THREADS)
         vad = load_vad()
+        turn = None
+        if args.end_of_turn != "silence" and not args.push_to_talk:
+            turn, why = load_turn_model()
+            if why:
+                print(f"({why})", file=sys.stderr, flush=True)
 
         def progress(message: str) -> None:
             print(message, file=sys.stderr, flush=True)
@@ -126,7 +136,8 @@ def run_voice(args: argparse.Namespace) -> int:
             show = _printer(companion, sys.stdout, sys.stderr, log)
             loop = VoiceLoop(companion, device, stt, tts, vad, push_to_talk=talk,
                              half_duplex=args.half_duplex, on_event=show,
-                             save_dir=args.save_audio, between_turns=agenda_voice(companion))
+                             save_dir=args.save_audio, between_turns=agenda_voice(companion),
+                             turn=turn, end_of_turn=args.end_of_turn)
             if not args.input_wav and not args.push_to_talk:
                 print("(listening: speak when you like; Ctrl-C to stop)", file=sys.stderr)
             try:

@@ -57,10 +57,17 @@ class FakeLLM:
         self._responder = responder or _default_responder
         self.calls: list[list[Message]] = []
         self.params: list[GenerationParams] = []
+        #: Prompts read ahead by :meth:`prepare` (speculation), oldest first.
+        self.prepared: list[list[Message]] = []
 
     def enqueue(self, *replies: str) -> None:
         """Add replies to be returned, in order, by the next calls."""
         self._queue.extend(replies)
+
+    def prepare(self, messages: Sequence[Message], params: GenerationParams) -> None:
+        """Read a prompt ahead (speculation): recorded in :attr:`prepared`; no
+        scripted reply is used up."""
+        self.prepared.append(list(messages))
 
     def count_tokens(self, text: str) -> int:
         # Roughly what a BPE tokenizer gives for English: 4 characters a token.

@@ -25,10 +25,11 @@ import hashlib
 import os
 import re
 import socket
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 from companion.errors import ModelError, ModelNotFoundError
@@ -36,6 +37,9 @@ from companion.llm.base import LLM
 from companion.llm.fetch import converted_dir, fetch_model, is_converted
 from companion.llm.registry import ModelEntry, Registry, load_registry
 from companion.paths import models_dir
+
+if TYPE_CHECKING:
+    from companion.llm.gguf.backend import GGUFBackend
 
 Progress = Callable[[str], None]
 SourceKind = Literal["fake", "registry", "directory", "gguf", "hub"]
@@ -119,6 +123,8 @@ def load_llm(
     progress: Progress | None = None,
     cache: Path | None = None,
     quantize: str = "auto",
+    engine: str = "auto",
+    draft: str = "",
 ) -> LLM:
     """Load the model ``spec`` names (see the module docstring) as an :class:`LLM`.
 
@@ -127,6 +133,12 @@ def load_llm(
     ``cache`` overrides :func:`companion.paths.models_dir`. ``quantize`` picks the
     transformers backend's weights ("auto", "none", "int8", "int4"; see
     :mod:`companion.llm.quantize`); "auto" follows the registry's ``cpu_quantize``.
+    ``engine`` picks how a registry model or a ``.gguf`` file runs: "auto" (the
+    GGUF engine, :mod:`companion.llm.gguf`, on the file's own blocks with no
+    conversion; transformers after a one-line notice when it cannot), "gguf" (the
+    GGUF engine or an error) or "transformers" (the converted copy). ``draft``
+    names a smaller model of the same vocabulary (a registry name or a .gguf file)
+    that drafts for the GGUF engine (speculative decoding).
     """
     if spec.strip().startswith("openai:"):
         from companion.llm.openai_backend import open_openai_llm, redact
@@ -147,6 +159,14 @@ def load_llm(
         from companion.llm.fake import FakeLLM
 
         return FakeLLM()
+    if source.kind in ("registry", "gguf") and engine != "transformers":
+        found = _gguf_engine(source, threads, progress, cache, required=engine == "gguf")
+        if found is not None:
+            if draft.strip():
+                found.draft_with(_draft_engine(draft.strip(), registry, threads, progress, cache))
+            return found
+    if draft.strip():
+        (progress or _stderr)(f"a draft model ({draft}) needs the GGUF engine: not used")
 
     from companion.llm.transformers_backend import TransformersLLM
 
@@ -189,6 +209,48 @@ def load_llm(
     except OSError as exc:
         tried.append(f"Hugging Face hub: {_first_line(exc)}")
     raise ModelNotFoundError(spec, tried=tried, available=registry.names())
+
+
+def _gguf_engine(
+    source: ModelSource,
+    threads: int | None,
+    progress: Progress | None,
+    cache: Path | None,
+    *,
+    required: bool,
+) -> GGUFBackend | None:
+    """``source``'s GGUF run by the GGUF engine (downloaded first, never converted), or None."""
+    from companion.llm.fetch import assemble, gguf_path, stderr_progress
+    from companion.llm.gguf.backend import open_gguf_engine
+
+    if source.entry is not None:
+        path = gguf_path(source.entry, cache or models_dir())
+        if not (path.is_file() and path.stat().st_size == source.entry.size):
+            assemble(source.entry, cache or models_dir(), progress=progress or stderr_progress)
+        name = source.entry.name
+    else:
+        assert source.path is not None
+        path, name = source.path, source.path.stem
+    if progress is not None:
+        progress(f"loading {name}")
+    return open_gguf_engine(
+        path, name=name, threads=threads, notice=progress or stderr_progress, required=required
+    )
+
+
+def _draft_engine(
+    spec: str, registry: Registry, threads: int | None, progress: Progress | None,
+    cache: Path | None,
+) -> GGUFBackend | None:
+    """The GGUF engine of the draft model ``spec`` (a registry name or a .gguf file)."""
+    source = resolve(spec, registry=registry)
+    if source.kind not in ("registry", "gguf"):
+        raise ModelError(f"draft model {spec!r}: a registry model or a .gguf file, please")
+    return _gguf_engine(source, threads, progress, cache, required=True)
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def _hub_unreachable(timeout: float = 3.0) -> str | None:

@@ -143,6 +143,9 @@ class VirtualDevice:
     after ``echo_delay_ms`` (with ``echo_decay_ms`` > 0, through a small room
     of decaying reflections); ``noise`` adds white noise of that RMS.
 
+    ``rate``: the rate the device forces on its user (16 kHz unless set);
+    ``record=False`` keeps no tracks (for streams of hours).
+
     With ``output_dir``, :meth:`close` writes ``mic.wav`` (what the microphone
     heard, echo included) and ``speaker.wav`` (everything played, continuous).
     :attr:`placed` holds each input's (start, end) stream times,
@@ -167,10 +170,13 @@ class VirtualDevice:
         echo_decay_ms: float = 0.0,
         noise: float = 0.0,
         seed: int = 0,
+        rate: int = MIC_RATE,
+        record: bool = True,
     ) -> None:
         if speed <= 0:
             raise ValueError("speed must be > 0")
-        self.rate = MIC_RATE
+        self.rate = rate
+        self._record = record
         self.block = block
         self.speed = speed
         self.output_dir = Path(output_dir) if output_dir is not None else None
@@ -247,8 +253,9 @@ class VirtualDevice:
                 history = both[len(both) - len(history) :] if len(history) else history
             if self._noise > 0:
                 mic += self._rng.normal(0.0, self._noise, self.block).astype(np.float32)
-            self._mic_track.append(mic)
-            self._speaker_track.append(played)
+            if self._record:
+                self._mic_track.append(mic)
+                self._speaker_track.append(played)
             self._n += self.block
             k += 1
             yield Frame(mic, played, t0 / self.rate)

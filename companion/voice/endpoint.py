@@ -17,11 +17,14 @@ inside a turn do not end it: on 14 two- and three-sentence turns spoken by
 Piper and espeak-ng, 300 ms split 6 of them, 500 ms one, 600 ms none. People
 pause longer than synthesizers: raise it for slow speakers.
 
-With a :class:`~companion.voice.turn.TurnModel` (Smart Turn), the turn may end
-sooner: after ``turn_silence_ms`` (default 200 ms) of silence the model is asked
-whether the speech so far sounds finished; yes ends the turn there, no waits
-for ``end_silence_ms``, the silence rule that is also the fallback without a
-model. Two more events help the voice loop overlap its stages:
+With a :class:`~companion.voice.turn.TurnModel` (Smart Turn), ``turn_checks``
+say when to ask it: at each ``(silence_ms, threshold)`` the model is asked
+whether the speech so far sounds finished, and a probability of at least
+``threshold`` ends the turn there; otherwise the turn ends after
+``end_silence_ms``, the silence rule that is also the fallback without a model.
+:data:`~companion.voice.turn.TURN_PLANS` holds the plans the voice loop uses
+(and bench/turn_taking.py's figures for them). Two more events help the voice
+loop overlap its stages:
 :class:`Pause` once ``pause_ms`` of silence follow speech (the last words are
 probably said: transcribe now) and :class:`Resume` when speech comes back
 after a Pause (throw that away).
@@ -36,6 +39,7 @@ from __future__ import annotations
 
 import time as _time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -115,8 +119,7 @@ class Endpointer:
         max_utterance_s: float = 30.0,
         rate: int = MIC_RATE,
         turn: TurnModel | None = None,
-        turn_silence_ms: float = 200.0,
-        turn_threshold: float = 0.5,
+        turn_checks: Sequence[tuple[float, float]] = ((200.0, 0.5),),
         pause_ms: float = 64.0,
     ) -> None:
         if rate != MIC_RATE:
@@ -133,11 +136,13 @@ class Endpointer:
         self._post_frames = min(round(post_roll_ms / 1000 / self._frame_s), self._end_frames)
         self._max_frames = max(1, round(max_utterance_s / self._frame_s))
         self.turn = turn
-        self.turn_threshold = turn_threshold
-        self._turn_frames = min(max(1, round(turn_silence_ms / 1000 / self._frame_s)),
-                                self._end_frames)
-        self._pause_frames = min(max(1, round(pause_ms / 1000 / self._frame_s)),
-                                 self._turn_frames)
+        #: Silent frames at which the turn model is asked -> the probability that ends the turn.
+        self._checks: dict[int, float] = {}
+        for ms, threshold in turn_checks:
+            frames = min(max(1, round(ms / 1000 / self._frame_s)), self._end_frames)
+            self._checks[frames] = min(threshold, self._checks.get(frames, threshold))
+        first = min(self._checks, default=self._end_frames)
+        self._pause_frames = min(max(1, round(pause_ms / 1000 / self._frame_s)), first)
         #: Probability of the last frame scored.
         self.probability = 0.0
         self.reset()
@@ -225,11 +230,12 @@ class Endpointer:
             self._paused = True
             self._pause_audio = self._audio()
             events.append(Pause(self._pause_audio, self._started, ended))
-        if self._silent == self._turn_frames and self.turn is not None:
+        threshold = self._checks.get(self._silent)
+        if threshold is not None and self.turn is not None:
             clock = _time.perf_counter()
             probability = self.turn(np.concatenate(self._speech))
             events.append(TurnVerdict(end, probability, _time.perf_counter() - clock))
-            if probability >= self.turn_threshold:
+            if probability >= threshold:
                 events.append(self._finish(ended, truncated=False))
         return events
 

@@ -6,9 +6,10 @@ to the end-of-turn detector (:class:`~companion.voice.endpoint.Endpointer`).
 The stages overlap: the turn is transcribed from its first short silence on
 (:class:`~companion.voice.streaming.StreamingRecognizer`; with ``partial_every_s``
 also while the user speaks),
-the end-of-turn model (Smart Turn, overruled by a transcript that reads as cut
-off) decides after 200 ms of silence, and while it does, the would-be prompt is
-read by the model (:class:`~companion.voice.speculate.Speculator`). The turn's
+the end-of-turn model (Smart Turn, with the consent of a transcript that reads
+as a complete sentence) decides at 600 ms of silence (800 ms when in doubt),
+and meanwhile the would-be prompt is read by the model
+(:class:`~companion.voice.speculate.Speculator`). The turn's
 text is given to :meth:`Companion.say`, and the reply is spoken by a
 :class:`~companion.voice.speaker.Speaker` while it is generated. Frames keep
 flowing while she speaks: if the user starts talking over her (barge-in),
@@ -44,7 +45,7 @@ from companion.voice.speaker import Speaker, Speech
 from companion.voice.speculate import PromptFor, Speculator
 from companion.voice.streaming import Job, StreamingRecognizer
 from companion.voice.talk import TalkKey
-from companion.voice.turn import TurnModel, WithTranscript
+from companion.voice.turn import TURN_PLANS, TurnModel, WithTranscript
 
 # A transcript with no words, or only a bracketed sound tag ("[BLANK_AUDIO]",
 # "(coughs)", "*music*"), is noise: it is not worth a model call.
@@ -163,9 +164,10 @@ class VoiceLoop:
     and pressing it while she speaks interrupts her. ``half_duplex``: the
     microphone is ignored while she speaks (no barge-in). ``endpointer``
     overrides the end-of-turn detector built on ``vad``; ``turn`` is the
-    end-of-turn model it asks after a short silence (None: the silence rule).
+    end-of-turn model, asked as the plan ``end_of_turn`` says (a name in
+    :data:`~companion.voice.turn.TURN_PLANS`; None: the silence rule).
     ``prompt_for`` builds the prompt ``say`` would send, for speculation
-    (default: the companion's ``prompt_for`` if it has one; None: off).
+    (default: the companion's ``prompt_for``; ``speculate=False``: off).
     """
 
     def __init__(
@@ -187,6 +189,8 @@ class VoiceLoop:
         turn: TurnModel | None = None,
         prompt_for: PromptFor | None = None,
         partial_every_s: float | None = None,
+        end_of_turn: str = "model",
+        speculate: bool = True,
     ) -> None:
         self.companion = companion
         #: Asked while nobody speaks: something to say unprompted (a due reminder).
@@ -199,10 +203,18 @@ class VoiceLoop:
         # model has decided (Whisper on a short window, 0.1-0.2 s).
         self.recognizer = StreamingRecognizer(stt, every_s=partial_every_s or 0.0)
         self._partials = partial_every_s is not None
-        judge = WithTranscript(turn, self._pause_text) if turn is not None else None
-        self.endpointer = endpointer or Endpointer(vad, turn=judge)
+        if end_of_turn not in TURN_PLANS:
+            raise ValueError(f"unknown end-of-turn plan {end_of_turn!r}: use "
+                             + ", ".join(TURN_PLANS))
+        plan = TURN_PLANS[end_of_turn if turn is not None else "silence"]
+        self._judge = WithTranscript(turn, self._pause_text) if turn is not None else None
+        judge = self._judged if turn is not None else None
+        self.endpointer = endpointer or Endpointer(
+            vad, turn=judge, turn_checks=plan.checks, end_silence_ms=plan.fallback_ms
+        )
         self.speculator = Speculator(
-            companion.llm, prompt_for or getattr(companion, "prompt_for", None)
+            companion.llm,
+            (prompt_for or getattr(companion, "prompt_for", None)) if speculate else None,
         )
         self._resample = StreamResampler(device.rate, MIC_RATE)
         self._job: Job | None = None
@@ -294,6 +306,20 @@ class VoiceLoop:
                 return
             if text.strip() and not is_noise(text):
                 self.speculator.start(text.strip())
+
+    def _judged(self, audio: Samples) -> float:
+        """The end-of-turn model's verdict; a model that fails is dropped for the
+        silence rule, with a one-line notice (the turn goes on as if it had said no)."""
+        judge = self._judge
+        if judge is None:
+            return 0.0
+        try:
+            return judge(audio)
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            self._judge = None
+            reason = " ".join(str(exc).split())[:160]
+            self._say(Notice(f"end of turn by silence only: the turn model failed ({reason})"))
+            return 0.0
 
     def _pause_text(self, audio: Samples) -> str:
         """The transcript of the pause the turn model is judging ("" if not ready in time)."""

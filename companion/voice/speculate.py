@@ -4,7 +4,8 @@ When the user stops, the end of the turn is not yet certain (the turn model
 and the silence decide it), but the transcript of what they said is ready.
 :class:`Speculator` builds the prompt :meth:`Companion.say` would build for
 that text, with the companion's ``prompt_for(text)`` (which stores nothing), and
-runs the model over it on a worker thread for one token, then lets go: the
+runs the model over it on a worker thread (the backend's ``prepare`` where it
+has one: the prompt read, nothing generated; else one token), then lets go: the
 backend keeps the prompt in its key/value cache. When the turn ends with the
 same text, ``say`` finds its prompt already read and only the first token is
 left (a *hit*); when the user goes on or the text changes (a *miss*), nothing
@@ -88,7 +89,11 @@ class Speculator:
             self._thread.join(timeout)
 
     def _prefill(self, messages: list[Message], params: GenerationParams) -> None:
+        prepare = getattr(self.llm, "prepare", None)
         try:
+            if prepare is not None:  # a backend that reads a prompt without answering it
+                prepare(messages, params)
+                return
             stream = self.llm.stream(messages, params)
             try:
                 for _ in stream:

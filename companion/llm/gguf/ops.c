@@ -1,0 +1,249 @@
+/* The float operations of a transformer layer around the matmuls: RMSNorm,
+ * rotary embedding (llama.cpp's "normal" pairs and NEOX halves), causal
+ * attention over a float32 KV cache, and the SiLU gate. Each computes a token's
+ * output the same way whatever else is in the call (the prefix property). */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define GK_AVX2 1
+#else
+#define GK_AVX2 0
+#endif
+
+typedef void (*gk_task)(void *ctx, int64_t begin, int64_t end);
+void gk_parallel(gk_task fn, void *ctx, int64_t n, int64_t chunk, int threads);
+
+#if GK_AVX2
+/* e^x for 8 floats (Cephes' expf: range reduction by ln 2, degree-5 polynomial),
+ * within 2 ulp; inputs below -88 give ~1e-38 rather than 0. */
+static inline __m256 exp8(__m256 x) {
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-88.3762626647949f)),
+                      _mm256_set1_ps(88.3762626647949f));
+    __m256 fx = _mm256_floor_ps(
+        _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
+    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
+    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), x);
+    __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507e-3f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073e-3f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894e-2f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459e-1f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201e-1f));
+    y = _mm256_fmadd_ps(y, _mm256_mul_ps(x, x), _mm256_add_ps(x, _mm256_set1_ps(1.0f)));
+    const __m256i n = _mm256_slli_epi32(
+        _mm256_add_epi32(_mm256_cvttps_epi32(fx), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(y, _mm256_castsi256_ps(n));
+}
+#endif
+
+/* out [T, n] = x * 1/sqrt(mean(x^2) + eps) * w, as ggml's rms_norm then mul. */
+void gk_rmsnorm(const float *x, int64_t T, int64_t n, const float *w, float eps, float *out) {
+    for (int64_t t = 0; t < T; t++) {
+        const float *r = x + t * n;
+        float *o = out + t * n;
+        double sum = 0.0;
+        for (int64_t i = 0; i < n; i++)
+            sum += (double)(r[i] * r[i]);
+        const float mean = (float)(sum / (double)n);
+        const float scale = 1.0f / sqrtf(mean + eps);
+        for (int64_t i = 0; i < n; i++)
+            o[i] = (r[i] * scale) * w[i];
+    }
+}
+
+/* Rotate x [T, heads*dim] in place at positions pos[T]: theta_i = p * base^(-2i/dim),
+ * computed as ggml does (theta *= base^(-2/dim) step by step, in float). NEOX
+ * pairs element i with i + dim/2; "normal" pairs 2i with 2i+1. */
+void gk_rope(float *x, int64_t T, const int32_t *pos, int heads, int dim, float base, int neox) {
+    float cache[2048]; /* dim <= 2048, checked by the caller */
+    const float theta_scale = powf(base, -2.0f / (float)dim);
+    const int half = dim / 2;
+    for (int64_t t = 0; t < T; t++) {
+        float theta = (float)pos[t];
+        for (int i = 0; i < dim; i += 2) {
+            cache[i] = cosf(theta);
+            cache[i + 1] = sinf(theta);
+            theta *= theta_scale;
+        }
+        for (int h = 0; h < heads; h++) {
+            float *v = x + (t * heads + h) * (int64_t)dim;
+            for (int i = 0; i < half; i++) {
+                const float c = cache[2 * i], s = cache[2 * i + 1];
+                const int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
+                const float x0 = v[a], x1 = v[b];
+                v[a] = x0 * c - x1 * s;
+                v[b] = x0 * s + x1 * c;
+            }
+        }
+    }
+}
+
+/* out [T, ff] = silu(gate) * up, rows of gate/up `gs`/`us` floats apart. */
+void gk_silu_mul(const float *gate, int64_t gs, const float *up, int64_t us, int64_t T,
+                 int64_t ff, float *out) {
+    for (int64_t t = 0; t < T; t++) {
+        const float *g = gate + t * gs, *u = up + t * us;
+        float *o = out + t * ff;
+        int64_t i = 0;
+#if GK_AVX2
+        const __m256 one = _mm256_set1_ps(1.0f);
+        for (; i + 8 <= ff; i += 8) {
+            const __m256 x = _mm256_loadu_ps(g + i);
+            const __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), x));
+            _mm256_storeu_ps(o + i, _mm256_mul_ps(_mm256_div_ps(x, _mm256_add_ps(one, e)),
+                                                  _mm256_loadu_ps(u + i)));
+        }
+#endif
+        for (; i < ff; i++)
+            o[i] = (g[i] / (1.0f + expf(-g[i]))) * u[i];
+    }
+}
+
+static inline float dot(const float *a, const float *b, int n) {
+#if GK_AVX2
+    __m256 acc = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc);
+    __m128 lo = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+    float s = _mm_cvtss_f32(lo);
+#else
+    float s = 0.0f;
+    int i = 0;
+#endif
+    for (; i < n; i++)
+        s += a[i] * b[i];
+    return s;
+}
+
+typedef struct {
+    const float *q, *k, *v;
+    float *out;
+    int64_t capacity, start;
+    int heads, kv_heads, group, dim;
+    float scale;
+    int failed; /* a thread could not get its scratch memory */
+} att_ctx;
+
+/* Each thread's scratch for the scores, grown as needed and kept. */
+static __thread float *SCRATCH;
+static __thread int64_t SCRATCH_N;
+
+static float *scratch(int64_t n) {
+    if (n > SCRATCH_N) {
+        float *p = (float *)realloc(SCRATCH, sizeof(float) * (size_t)n);
+        if (!p)
+            return NULL;
+        SCRATCH = p;
+        SCRATCH_N = n;
+    }
+    return SCRATCH;
+}
+
+/* p[0..n) = exp(p - max(p)); returns their sum. */
+static float softmax_numerators(float *p, int64_t n) {
+    float mx = -INFINITY;
+    for (int64_t j = 0; j < n; j++)
+        mx = p[j] > mx ? p[j] : mx;
+    int64_t j = 0;
+    float sum = 0.0f;
+#if GK_AVX2
+    const __m256 m = _mm256_set1_ps(mx);
+    __m256 s8 = _mm256_setzero_ps();
+    for (; j + 8 <= n; j += 8) {
+        const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(p + j), m));
+        _mm256_storeu_ps(p + j, e);
+        s8 = _mm256_add_ps(s8, e);
+    }
+    __m128 lo = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+    sum = _mm_cvtss_f32(lo);
+#endif
+    for (; j < n; j++) {
+        p[j] = expf(p[j] - mx);
+        sum += p[j];
+    }
+    return sum;
+}
+
+/* o[0..DIM) = sum_j p[j] * V[j] / sum, the accumulator held in registers. */
+static inline __attribute__((always_inline)) void weigh_values(float *o, const float *p,
+                                                              const float *V, int64_t n,
+                                                              int dim, float sum) {
+#if GK_AVX2
+    if (dim % 8 == 0 && dim <= 128) {
+        __m256 acc[16];
+        const int c8 = dim / 8;
+        for (int c = 0; c < c8; c++)
+            acc[c] = _mm256_setzero_ps();
+        for (int64_t j = 0; j < n; j++) {
+            const __m256 pj = _mm256_set1_ps(p[j]);
+            for (int c = 0; c < c8; c++)
+                acc[c] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(V + j * dim + 8 * c), acc[c]);
+        }
+        const __m256 inv = _mm256_set1_ps(1.0f / sum);
+        for (int c = 0; c < c8; c++)
+            _mm256_storeu_ps(o + 8 * c, _mm256_mul_ps(acc[c], inv));
+        return;
+    }
+#endif
+    memset(o, 0, sizeof(float) * (size_t)dim);
+    for (int64_t j = 0; j < n; j++)
+        for (int i = 0; i < dim; i++)
+            o[i] += p[j] * V[j * dim + i];
+    const float inv = 1.0f / sum;
+    for (int i = 0; i < dim; i++)
+        o[i] *= inv;
+}
+
+/* Items [b, e) of T*kv_heads: (token t, KV head g) with the `group` query heads
+ * that share g, so each key and value row is loaded once for all of them. Each
+ * head's scores, softmax and sum are computed the same way whatever the call. */
+static void att_task(void *vc, int64_t b, int64_t e) {
+    att_ctx *c = (att_ctx *)vc;
+    const int dim = c->dim, group = c->group;
+    for (int64_t item = b; item < e; item++) {
+        const int64_t t = item / c->kv_heads;
+        const int g = (int)(item % c->kv_heads);
+        const int64_t n = c->start + t + 1;
+        float *p = scratch(n * group);
+        if (!p) {
+            __atomic_store_n(&c->failed, 1, __ATOMIC_RELAXED);
+            return;
+        }
+        const float *K = c->k + g * c->capacity * dim, *V = c->v + g * c->capacity * dim;
+        const float *q = c->q + (t * c->heads + (int64_t)g * group) * dim;
+        for (int64_t j = 0; j < n; j++)
+            for (int h = 0; h < group; h++)
+                p[h * n + j] = dot(q + h * dim, K + j * dim, dim) * c->scale;
+        for (int h = 0; h < group; h++) {
+            const float sum = softmax_numerators(p + h * n, n);
+            float *o = c->out + (t * c->heads + (int64_t)g * group + h) * dim;
+            if (dim == 64)
+                weigh_values(o, p + h * n, V, n, 64, sum);
+            else if (dim == 128)
+                weigh_values(o, p + h * n, V, n, 128, sum);
+            else
+                weigh_values(o, p + h * n, V, n, dim, sum);
+        }
+    }
+}
+
+/* out [T, heads*dim]: token t (at position start + t) attends to cache positions
+ * 0..start+t of its KV head (GQA: heads/kv_heads query heads share one), with
+ * softmax(q.k / sqrt(dim)). k/v caches are [kv_heads, capacity, dim]. 0, or -3 out
+ * of memory. */
+int gk_attention(const float *q, const float *k, const float *v, int64_t capacity, int64_t start,
+                 int64_t T, int heads, int kv_heads, int dim, float *out, int threads) {
+    att_ctx c = {q, k, v, out, capacity, start, heads, kv_heads, heads / kv_heads, dim,
+                 1.0f / sqrtf((float)dim), 0};
+    gk_parallel(att_task, &c, T * kv_heads, 1, threads);
+    return c.failed ? -3 : 0;
+}
