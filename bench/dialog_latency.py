@@ -65,6 +65,8 @@ def main() -> int:
     ap.add_argument("--decode-threads", type=int,
                     help="threads for decoding after the prefill (default: the same)")
     ap.add_argument("--no-reuse", action="store_true", help="prefill every prompt in full")
+    ap.add_argument("--engine", default="auto", help="auto, gguf or transformers")
+    ap.add_argument("--draft", default="", help="a draft model for the GGUF engine")
     ap.add_argument("--no-guard", action="store_true",
                     help="the reply guard off: the first chunk is the model's first token")
     args = ap.parse_args()
@@ -75,7 +77,8 @@ def main() -> int:
     print(machine())
     extra = {"quantize": args.quantize} if args.quantize else {}
     started = time.perf_counter()
-    llm = load_llm(args.model, threads=args.threads, **extra)  # type: ignore[arg-type]
+    llm = load_llm(args.model, threads=args.threads, engine=args.engine, draft=args.draft,
+                   **extra)  # type: ignore[arg-type]
     print(f"model: {args.model} loaded in {time.perf_counter() - started:.1f} s")
     if args.decode_threads:
         llm.decode_threads = args.decode_threads  # type: ignore[attr-defined]
@@ -108,6 +111,7 @@ def main() -> int:
                   f"{prompt - reused:>8}  {said}")
     if decode_s:
         print(f"decode: {decoded / decode_s:.1f} tok/s over all turns")
+    print(f"engine: {type(llm).__name__}" + (f", draft {args.draft}" if args.draft else ""))
     late = ttfts[9:]
     if len(ttfts) >= 20:
         print(f"turn 20 TTFT: {ttfts[19] * 1000:.0f} ms (target <= 300 ms)")

@@ -160,3 +160,23 @@ def test_prepare_reads_the_prompt_ahead_and_the_reply_reuses_it() -> None:
     assert llm.last_stats is not None
     assert llm.last_stats.reused_tokens == len(llm.prompt_ids(HELLO)) - 1
     assert reply == "".join(_open(reuse_prefix=False).stream(HELLO, GREEDY))
+
+
+def test_a_window_that_moves_on_keeps_the_cache_by_shifting_it() -> None:
+    """The history's oldest exchange drops out of the prompt: the cached entries
+    after it are moved back (keys rotated) instead of prefilled again, and the
+    reply stays close to a cold run's (the shift is an approximation)."""
+    llm = _open()
+    turns = [PERSONA]
+    for i, text in enumerate(["I grow tomatoes.", "I also keep bees.", "My sister is Maya.",
+                              "She lives in Lyon.", "We talk every Sunday."]):
+        turns += [Message("user", text), Message("assistant", f"Lovely, number {i}.")]
+    llm.stream(turns + [Message("user", "Hi again.")], GREEDY).close()
+    "".join(llm.stream(turns + [Message("user", "Hi again.")], GREEDY))
+    moved = [PERSONA, *turns[3:], Message("user", "What do I grow?")]
+    reply = "".join(llm.stream(moved, GREEDY))
+    stats = llm.last_stats
+    assert stats is not None
+    # everything but the new message (and the cut's seam) came from the cache
+    assert stats.reused_tokens > len(llm.prompt_ids(moved)) - 20
+    assert reply.strip()

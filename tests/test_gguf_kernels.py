@@ -361,3 +361,20 @@ def test_the_native_build_uses_avx2_where_the_cpu_has_it() -> None:
     assert load_kernels().simd
     assert open_kernels(build(flags=AVX2_FLAGS)).isa == "AVX2"
     assert open_kernels(build(flags=PORTABLE_FLAGS)).isa == "plain C"
+
+
+def test_rope_by_minus_d_moves_a_key_back_d_positions() -> None:
+    """What a KV-cache shift relies on: rotations compose, rope(rope(x, p), -d) = rope(x, p-d)."""
+    from companion.llm.gguf.kernels import load_kernels
+
+    k = load_kernels()
+    rng = np.random.default_rng(3)
+    for neox in (True, False):
+        x = rng.normal(size=(5, 64)).astype(np.float32)
+        at = np.array([40, 41, 42, 43, 44], dtype=np.int32)
+        moved = x.copy()
+        k.rope(moved, at, 1, 64, 10000.0, neox)
+        k.rope(moved, np.full(5, -17, dtype=np.int32), 1, 64, 10000.0, neox)
+        direct = x.copy()
+        k.rope(direct, at - 17, 1, 64, 10000.0, neox)
+        assert np.allclose(moved, direct, atol=1e-4)

@@ -28,6 +28,7 @@ from companion.llm.gguf.reader import GGUFFile
 from companion.llm.gguf.tokenizer import GGUFTokenizer
 from companion.llm.speculative import Speculative, check_vocabularies
 from companion.llm.template import render_chat
+from companion.llm.kvshift import MIN_MATCH, find_continuation
 from companion.llm.textstream import common_prefix_length
 from companion.types import GenerationParams, Message
 
@@ -168,9 +169,23 @@ class GGUFBackend:
         reused = 0
         if self.reuse_prefix:
             reused = min(common_prefix_length(self._ids, prompt), len(prompt) - 1)
+            if len(self._ids) - reused > MIN_MATCH:
+                reused += self._shift(prompt, reused)
         self._cache.crop(reused)
         del self._ids[reused:]
         return reused, self._eval(prompt[reused:])
+
+    def _shift(self, prompt: list[int], keep: int) -> int:
+        """When ``prompt`` is the cached one with a stretch cut out after ``keep`` (the
+        history window moved on), move the rest back (see :mod:`companion.llm.kvshift`);
+        return how many more tokens are reused."""
+        cut_end, length = find_continuation(self._ids, prompt, keep)
+        length = min(length, len(prompt) - 1 - keep)
+        if length < MIN_MATCH:
+            return 0
+        self.model.shift(self._cache, keep, cut_end, length)
+        self._ids = self._ids[:keep] + self._ids[cut_end : cut_end + length]
+        return length
 
     def _eval(self, ids: list[int]) -> Any:
         try:

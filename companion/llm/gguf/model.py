@@ -154,6 +154,22 @@ class GGUFModel:
             limit=min(limit or hp.context_length, hp.context_length),
         )
 
+    def shift(self, cache: KVCache, keep: int, cut_end: int, length: int) -> None:
+        """Evict positions ``[keep, cut_end)`` and move ``[cut_end, cut_end + length)``
+        back to start at ``keep``, keys rotated by the distance (the conversation
+        window moved on: :mod:`companion.llm.kvshift`); later positions are dropped."""
+        if not 0 <= keep < cut_end or cut_end + length > cache.length or length <= 0:
+            raise ModelError(f"cannot shift positions [{cut_end}, {cut_end + length}) to {keep}")
+        kv, dim = cache.kv_heads, cache.dim
+        back = np.full(length, keep - cut_end, dtype=np.int32)
+        for keys, values in zip(cache.keys, cache.values, strict=True):
+            for h in range(kv):
+                moved = np.ascontiguousarray(keys[h, cut_end : cut_end + length])
+                self.ops.rope(moved, back, 1, dim, self.hparams.rope_freq_base, self.neox)
+                keys[h, keep : keep + length] = moved.astype(np.float16)
+            values[:, keep : keep + length] = values[:, cut_end : cut_end + length].copy()
+        cache.length = keep + length
+
     def forward(self, ids: list[int] | I32, cache: KVCache, *, every: bool = False) -> F32:
         """Run ``ids`` after the cached positions; the last position's logits
         ``(vocab,)``, or every position's ``(len(ids), vocab)`` with ``every``."""
