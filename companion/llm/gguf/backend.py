@@ -26,9 +26,9 @@ from companion.llm.decode import GenerationStats, Stepper, decode_reply
 from companion.llm.gguf.model import GGUFModel, Ops, native_ops
 from companion.llm.gguf.reader import GGUFFile
 from companion.llm.gguf.tokenizer import GGUFTokenizer
+from companion.llm.kvshift import MIN_MATCH, find_continuation
 from companion.llm.speculative import Speculative, check_vocabularies
 from companion.llm.template import render_chat
-from companion.llm.kvshift import MIN_MATCH, find_continuation
 from companion.llm.textstream import common_prefix_length
 from companion.types import GenerationParams, Message
 
