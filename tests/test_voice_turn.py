@@ -221,10 +221,30 @@ def test_speculation_prefills_without_storing_and_counts() -> None:
     assert spec.start("I went out")
     assert spec.settle("I went out today") is False
     assert (spec.hits, spec.misses) == (1, 2)
-    # each prefill asked for one token of the would-be prompt
-    assert [c[-1].content for c in llm.calls] == ["hello there", "I went", "I went out"]
-    assert all(p.max_tokens == 1 for p in llm.params)
+    # each prefill read the would-be prompt ahead (prepare), with no reply used up
+    assert [m[-1].content for m in llm.prepared] == ["hello there", "I went", "I went out"]
+    assert llm.calls == []
     assert not Speculator(llm, None).start("anything")
+
+
+def test_speculation_without_prepare_asks_for_one_token() -> None:
+    class Streaming:
+        """A backend with no ``prepare``: the speculation streams one token."""
+
+        def __init__(self) -> None:
+            self.inner = FakeLLM(["x"])
+
+        def stream(self, messages, params):  # type: ignore[no-untyped-def]
+            return self.inner.stream(messages, params)
+
+        def count_tokens(self, text: str) -> int:
+            return self.inner.count_tokens(text)
+
+    backend = Streaming()
+    spec = Speculator(backend, _prompt_for)  # type: ignore[arg-type]
+    assert spec.start("hello there") and spec.settle("hello there")
+    assert [c[-1].content for c in backend.inner.calls] == ["hello there"]
+    assert backend.inner.params[0].max_tokens == 1
 
 
 def test_stream_resampler_matches_a_forced_rate() -> None:
