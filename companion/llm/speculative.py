@@ -103,15 +103,17 @@ class Speculative:
     def step(self, token: int) -> Any:
         if self._drafts and token == self._drafts[0]:
             return self._take(token)
-        # The loop took another token: forget the drafts and go on from it.
+        # The loop took another token: forget the drafts, draft again from it, and
+        # let the large model read the token and the new drafts in one pass.
         if self._verified is not None:
             self.target.truncate(self._pos)
         self.draft.truncate(self._pos)
-        logits = self.target.step(token)
         self._draft_logits = self.draft.step(token)
         self._pos += 1
         self._propose()
-        return logits
+        read = list(self.target.feed([token, *self._drafts]))
+        self._verified = read[1:]
+        return read[0]
 
     def decode(self, ids: Sequence[int]) -> str:
         return self.target.decode(ids)
