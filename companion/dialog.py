@@ -591,6 +591,7 @@ class Companion:
             persona_name=self.persona.name,
             has_spoken=bool(last) or self._state.relationship.turns > 1,
             last_reply=last,
+            user_name=names["user"] if names["user"] != self.user else "",
             wrong_time=wrong_time,
             fallback=fallback,
             note=_latest_notes(prompt),

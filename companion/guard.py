@@ -74,6 +74,8 @@ class Context:
     #: it goes out as it is, unless it states a wrong time); "" says nothing
     #: more (the reply's prefill has already confirmed the agenda's time).
     fallback: str | None = None
+    #: The user's name (what they are called): she never says it is hers.
+    user_name: str = ""
     #: The private note and instructions the reply was given: a reply that
     #: copies their wording (not the facts in them) is reading its notes aloud.
     note: str = ""
@@ -87,7 +89,7 @@ def problem(clause: str, ctx: Context) -> str | None:
         return "echo"
     if ctx.has_spoken and introduces_herself(clause, ctx.persona_name):
         return "identity"
-    if takes_on(w, user, 3):
+    if takes_on(w, user, 3) or takes_name(clause, ctx):
         return "identity"
     if repeats(clause, 3):
         return "loop"
@@ -101,6 +103,23 @@ def problem(clause: str, ctx: Context) -> str | None:
     if ctx.wrong_time is not None and ctx.wrong_time(clause):
         return "time"
     return None
+
+
+_CALLED = re.compile(r"\b(?i:i'm|i am|my name is|call me|this is)\s+([A-Z][\w'-]+)")
+
+
+def takes_name(text: str, ctx: Context) -> bool:
+    """She gives the user's name as her own ("I'm Theo"): the name the user goes
+    by, or the one they just gave ("Hi, I'm Theo")."""
+    names = {ctx.user_name.lower()} if ctx.user_name else set()
+    names |= {m.group(1).lower() for m in _CALLED.finditer(ctx.user_text.replace("\u2019", "'"))}
+    names.discard(ctx.persona_name.lower())
+    names.discard("")
+    return bool(names) and introduces_any(text, names)
+
+
+def introduces_any(text: str, names: set[str]) -> bool:
+    return any(introduces_herself(text, name) for name in names)
 
 
 #: Words in a row from the note's own wording that make a reply a note read aloud.
@@ -323,7 +342,7 @@ def sentence_problem(sentence: str, said: str, ctx: Context) -> str | None:
         return "echo"
     if ctx.has_spoken and introduces_herself(sentence, ctx.persona_name):
         return "identity"
-    if takes_on(w, words(ctx.user_text), 3):
+    if takes_on(w, words(ctx.user_text), 3) or takes_name(sentence, ctx):
         return "identity"
     if help_desk(sentence) or help_desk(said[-30:] + sentence):
         return "assistant"

@@ -337,3 +337,15 @@ def test_a_reply_reading_its_note_aloud_is_caught_but_not_its_facts() -> None:
     assert reads_note(words("What do you remember about Theo from earlier conversations"), note)
     assert not reads_note(words("Your sister Maya lives in Lyon, right?"), note)
     assert not reads_note(words("Theo's sister Maya lives in Lyon."), note)
+
+
+def test_giving_the_users_name_as_her_own_is_caught() -> None:
+    from companion.guard import Context, problem, takes_name
+
+    ctx = Context(user_text="Hi Samantha, I'm Theo. I write letters.", persona_name="Samantha")
+    assert takes_name("I'm Theo, but I don't have any personal life.", ctx)
+    assert problem("I'm Theo, but I don't have any personal life.", ctx) == "identity"
+    assert not takes_name("Nice to meet you, Theo. Letters!", ctx)
+    later = Context(user_text="how are you?", persona_name="Samantha", user_name="Theo")
+    assert takes_name("My name is Theo and I love letters.", later)
+    assert not takes_name("I'm Samantha.", later)
