@@ -266,3 +266,26 @@ def test_export_import_erase_and_forget(store: Store, tmp_path: Path) -> None:
     assert store.conn.execute("SELECT count(*) FROM agenda").fetchone()[0] == 0
     assert store.conn.execute("SELECT count(*) FROM agenda_fires").fetchone()[0] == 0
     assert call.id not in [i.id for i in agenda.list_items(store, "ana")]
+
+
+def test_snoozing_a_reminder_not_yet_due_postpones_it(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from companion.agenda import store as agenda_store
+    from companion.agenda.model import Draft
+    from companion.memory.store import Store
+
+    paris = ZoneInfo("Europe/Paris")
+    now = datetime(2026, 12, 7, 18, 20, tzinfo=paris)
+    with Store.open(tmp_path / "c.db") as store:
+        store.ensure_user("theo", now)
+        later = agenda_store.add_item(store, "theo", Draft("take the pills",
+                                      datetime(2026, 12, 7, 19, 0, tzinfo=paris), "reminder"),
+                                      tz="Europe/Paris", now=now)
+        moved = agenda_store.snooze_by(store, "theo", later.id, timedelta(minutes=10), now)
+        assert moved.next_time == datetime(2026, 12, 7, 19, 10, tzinfo=paris)
+        due = agenda_store.add_item(store, "theo", Draft("stretch",
+                                    datetime(2026, 12, 7, 18, 0, tzinfo=paris), "reminder"),
+                                    tz="Europe/Paris", now=now - timedelta(hours=1))
+        again = agenda_store.snooze_by(store, "theo", due.id, timedelta(minutes=10), now)
+        assert again.next_time == datetime(2026, 12, 7, 18, 30, tzinfo=paris)

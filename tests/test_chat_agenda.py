@@ -174,11 +174,11 @@ def test_agenda_done_snooze_and_cancel(companion_home: Path) -> None:
         f"[{pills}] Tue 08 Dec 2026 09:00  take the pills  (every day)  (reminder, pending)",
         f"[{party}] Sat 12 Dec 2026 (all day)  Maya's party  (plan, pending)",
         f"Snoozed: [{call}] Mon 07 Dec 2026 18:00  call Maya  "
-        "(reminder, snoozed until Mon 14:30)",
+        "(reminder, snoozed until Mon 18:30)",
         f"Done: [{pills}] Wed 09 Dec 2026 09:00  take the pills  (every day)  "
         "(reminder, pending, fired 08 Dec 09:00)",
         f"Cancelled: [{party}] Sat 12 Dec 2026 (all day)  Maya's party  (plan, cancelled)",
-        f"[{call}] Mon 07 Dec 2026 18:00  call Maya  (reminder, snoozed until Mon 14:30)",
+        f"[{call}] Mon 07 Dec 2026 18:00  call Maya  (reminder, snoozed until Mon 18:30)",
         f"[{pills}] Wed 09 Dec 2026 09:00  take the pills  (every day)  "
         "(reminder, pending, fired 08 Dec 09:00)",
     ]

@@ -229,6 +229,10 @@ _TRAIL = re.compile(
     _I,
 )
 _ARTICLE = re.compile(r"^(?:a|an)\s+", _I)
+#: Where one goes without an article ("I'm going to bed early tonight").
+_PLACES = ("bed", "work", "school", "church", "class", "college", "uni", "town", "practice",
+           "dinner", "lunch", "breakfast", "sleep", "training")
+_CLAUSE_END = re.compile(r"\s*[,;]\s*|\s+(?:because|but|since|so\s+that|although)\s+", _I)
 
 
 def _clean(text: str) -> str:
@@ -415,12 +419,15 @@ def _plan(sentence: str, now: datetime, finder: Finder) -> Draft | None:
                 if e > start
             ]
             what = _what(sentence[start:], cut)
+        # a plan is the first clause: "going to bed early tonight, I want to be
+        # fresh" is "bed early", not what follows the comma
+        what = _CLAUSE_END.split(what.strip(), maxsplit=1)[0]
         what = _ARTICLE.sub("", _second_person(_TRAIL.sub("", what.strip())))
         if (
             kind == "going"
             and what.split()[:1]
             and what.split()[0].lower()
-            in ("the", "a", "an", "my", "your", "our", "his", "her", "their")
+            in ("the", "a", "an", "my", "your", "our", "his", "her", "their", *_PLACES)
             or (kind == "going" and what[:1].isupper())
         ):
             what = f"going to {what}"

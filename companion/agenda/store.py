@@ -24,7 +24,7 @@ from __future__ import annotations
 import sqlite3
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import cast
 
 from companion.agenda.due import (
@@ -209,6 +209,16 @@ def snooze(store: Store, user_id: str, item_id: int, until: datetime) -> AgendaI
         conn.execute("UPDATE agenda SET status = 'snoozed', snoozed_until = ? WHERE id = ?",
                      (stamp, item.id))
         return item_from_row(row_for(conn, user_id, item.id))
+
+
+def snooze_by(
+    store: Store, user_id: str, item_id: int, duration: timedelta, now: datetime
+) -> AgendaItem:
+    """"Remind me again in 10 minutes": from now when the reminder is due or has
+    fired, else from its coming time (snoozing never brings a reminder earlier)."""
+    item = get_item(store, user_id, item_id)
+    start = item.next_time if item.next_time > now else now
+    return snooze(store, user_id, item_id, start + duration)
 
 
 def reschedule(store: Store, user_id: str, item_id: int, when: datetime, *,

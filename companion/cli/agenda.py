@@ -133,7 +133,7 @@ def run_agenda(args: argparse.Namespace) -> int:
                                  'companion agenda add "call Maya" "friday at 6"')
             draft = found
     item_id = _id(args.id) if action in ("done", "cancel", "snooze") else 0
-    until = now + parse_duration(args.duration) if action == "snooze" else now
+    wait = parse_duration(args.duration) if action == "snooze" else None
     found_items = from_ics(_read(Path(args.file).expanduser(), MAX_BYTES),
                            default_tz=zone.key) if action == "import" else []
     with Store.open(data_dir() / "companion.db") as store:
@@ -160,7 +160,8 @@ def run_agenda(args: argparse.Namespace) -> int:
                  + line(item, agenda.fired(store, user, item.id), zone))
             return 0
         if action == "snooze":
-            item = agenda.snooze(store, user, item_id, until)
+            assert wait is not None
+            item = agenda.snooze_by(store, user, item_id, wait, now)
             echo("Snoozed: " + line(item, agenda.fired(store, user, item.id), zone))
             return 0
         if action == "export":

@@ -64,7 +64,7 @@ def agenda_command(c: Companion, name: str, arg: str, out: TextIO) -> None:
             raise InputError(f"usage: {_USAGE[name]}")
         from companion.agenda.parse import parse_duration
 
-        item = agenda.snooze(c.store, c.user, number, now + parse_duration(rest))
+        item = agenda.snooze_by(c.store, c.user, number, parse_duration(rest), now)
         echo("Snoozed: " + _line(c, item), out)
         return
     if rest:
