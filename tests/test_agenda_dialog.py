@@ -136,3 +136,14 @@ def test_a_reminders_failed_continuation_leaves_the_confirmation_alone(tmp_path,
     c = _open(tmp_path, llm, clock)
     reply = c.say("remind me to call Maya on Friday at 6").text()
     assert reply == "Okay, I'll remind you to call Maya on Friday at 6 pm."
+
+
+def test_a_date_that_does_not_exist_is_asked_back_and_the_answer_set(tmp_path, clock):
+    llm = FakeLLM(["Done."])
+    c = _open(tmp_path, llm, clock)
+    asked = c.say("Remind me on the 31st of February to renew my passport").text()
+    assert asked == "There is no 31st of February. Which day did you mean?"
+    c.say("the 28th then").text()
+    [item] = c.agenda()
+    assert item.what == "renew your passport"
+    assert item.when == datetime(2027, 2, 28, 9, tzinfo=PARIS)

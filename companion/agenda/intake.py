@@ -19,7 +19,7 @@ from datetime import datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 from companion.agenda.model import Draft
-from companion.agenda.parse import find_item, find_times, parse_when
+from companion.agenda.parse import DEFAULT_TIME, find_item, find_times, parse_when
 from companion.agenda.store import add_item
 from companion.agenda.words import clock_words, when_words
 from companion.errors import InputError
@@ -41,6 +41,11 @@ _HAS_DAY = re.compile(
 )
 
 _SPACES = re.compile(r"\s+")
+#: Words around an answer to her question ("the 28th then", "ok, 7 pm please").
+_FILLER = re.compile(r"\b(?:then|instead|please|pls|ok(?:ay)?|sure|yes|yeah|make\s+it|"
+                     r"let'?s\s+say|how\s+about)\b", re.IGNORECASE)
+_MONTH = re.compile(r"\b(?:january|february|march|april|may|june|july|august|september|"
+                    r"october|november|december)\b", re.IGNORECASE)
 _EXPLICIT_CLOCK = re.compile(
     r"\d\s*(?:am|pm|a\.m\.|p\.m\.)|\d:\d\d|\bnoon\b|\bmidnight\b|\b(?:1[3-9]|2[0-3])\b",
     re.IGNORECASE,
@@ -157,14 +162,20 @@ class Intake:
     def _answer(self, asked: Draft, text: str, now: datetime) -> Entry | None:
         """The reply to her question about ``asked``: a new time for it, or None
         (the message was about something else)."""
-        phrases = [text]
+        said = _FILLER.sub(" ", text).strip(" .!,")
+        phrases = [said, f"on {said}"]
+        month = _MONTH.search(asked.phrase)
+        if month and not _MONTH.search(said):  # "the 28th then", asked about 31 February
+            phrases.insert(0, f"on {said} of {month.group()}")
         if asked.phrase:
-            phrases.append(f"{asked.phrase} {text}")
+            phrases.append(f"{asked.phrase} {said}")
         for phrase in phrases:
             try:
                 when, all_day, rrule = parse_when(phrase, now)
             except InputError:
                 continue
+            if asked.kind == "reminder" and all_day:  # a day alone: in its morning
+                when, all_day = when.replace(hour=DEFAULT_TIME.hour, minute=0), False
             return self._entry(
                 replace(asked, when=when, all_day=all_day, rrule=rrule or asked.rrule,
                         question=None),

@@ -292,7 +292,7 @@ def find_item(text: str, now: datetime, *, finder: Finder = find_moments) -> Dra
 def _ask(
     reason: str, what: str, phrase: str, when: datetime | None = None, hour: str = ""
 ) -> tuple[datetime | None, str]:
-    phrase = re.sub(r"^(?:on|at|by|for|the)\s+", "", phrase.strip(), flags=_I)
+    phrase = re.sub(r"^(?:(?:on|at|by|for|the)\s+)+", "", phrase.strip(), flags=_I)
     about = "" if not what else f" to {what[3:]}" if what.startswith("to ") else f" about {what}"
     return when, QUESTIONS[reason].format(about=about, phrase=phrase, hour=hour)
 
