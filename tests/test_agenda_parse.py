@@ -177,3 +177,11 @@ def test_a_holiday_in_the_past_tense_is_the_last_one() -> None:
     assert went is not None and went.day == date(2025, 12, 25) and not went.future
     going = find_when("I am going home for Christmas", date(2026, 12, 7))
     assert going is not None and going.day == date(2026, 12, 25)
+
+
+@pytest.mark.parametrize("text", [
+    "Thanks Samantha. I'll talk to you tomorrow.", "see you on Friday!",
+    "I'll text you tomorrow", "Good night, I'll catch up with you tomorrow",
+])
+def test_goodbyes_are_not_plans(text: str) -> None:
+    assert find_item(text, NOW) is None

@@ -270,8 +270,8 @@ class Poller:
                 for item in items]
 
     def _briefing(self, now: datetime) -> Notice | None:
-        start = self.policy.day_start(now)
-        today = agenda.between(self.store, self.user_id, start, start + timedelta(days=1))
+        start = self.policy.day_start(now)  # what is still ahead today
+        today = agenda.between(self.store, self.user_id, now, start + timedelta(days=1))
         overdue = [
             item for item in agenda.list_items(self.store, self.user_id)
             if item.kind == "reminder" and item.rrule is None and item.next_time < start

@@ -85,6 +85,12 @@ _HYPOTHETICAL = re.compile(
     r"suppose|whether|in\s+case|probably|possibly|someday|dream\w*|wonder\w*)\b",
     _I,
 )
+#: Goodbyes, not plans: "I'll talk to you tomorrow", "see you on Friday".
+_SIGN_OFF = re.compile(
+    r"\b(?:talk|speak|chat|see|catch\s+up|catch|text|write)\s+(?:to\s+|with\s+)?(?:you|ya|u)\b"
+    r"|\b(?:bye|goodbye|good\s+night|night\s+night|later)\b",
+    _I,
+)
 _HABIT = re.compile(
     r"\b(?:always|usually|often|normally|generally|typically|sometimes|"
     r"never|every|each|most|mondays|tuesdays|wednesdays|thursdays|fridays|"
@@ -384,6 +390,7 @@ def _plan(sentence: str, now: datetime, finder: Finder) -> Draft | None:
         or _QUESTION_START.match(stripped)
         or _HYPOTHETICAL.search(stripped)
         or _HABIT.search(stripped)
+        or _SIGN_OFF.search(stripped)
     ):
         return None
     moments = [m for m in finder(sentence, now) if m.when is not None]
