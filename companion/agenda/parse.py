@@ -88,7 +88,7 @@ _HYPOTHETICAL = re.compile(
 #: Goodbyes, not plans: "I'll talk to you tomorrow", "see you on Friday".
 _SIGN_OFF = re.compile(
     r"\b(?:talk|speak|chat|see|catch\s+up|catch|text|write)\s+(?:to\s+|with\s+)?(?:you|ya|u)\b"
-    r"|\b(?:bye|goodbye|good\s+night|night\s+night|later)\b",
+    r"|\b(?:bye|goodbye|good\s+night|night\s+night)\b",
     _I,
 )
 _HABIT = re.compile(
