@@ -413,6 +413,8 @@ class Companion:
             self.persona, self._state, now, names, user="", instruction=instruction,
             last_talked=self._state.relationship.last_seen,
         )
+        # checked for her notes read aloud and help-desk talk (not against the
+        # user's last words: picking them up again is what a greeting is for)
         return self._reply(prompt, names, prefill=prefill)
 
     def new_session(self) -> Reply[Turn | None]:
@@ -580,7 +582,7 @@ class Companion:
         notes = (*self._prompts.pending, *prompt.notes)
         self._prompts.pending.clear()
         self.last_guard = None
-        if not (self.config.reply_guard and user_text):
+        if not self.config.reply_guard:  # (a greeting is checked too: user_text "")
             return self._reply_from(stream(0), prefix=prefill, notes=notes)
         last = next(
             (t.content for t in reversed(self.store.recent_turns(self.user, 4))

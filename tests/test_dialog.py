@@ -313,3 +313,23 @@ def test_prompt_for_is_what_say_sends_and_stores_nothing(tmp_path) -> None:
     c.say("My sister Maya lives in Lyon.").text()
     assert tuple(llm.calls[-1]) == messages
     assert params == llm.params[-1]
+
+
+def test_a_returning_greeting_that_reads_its_instructions_aloud_is_sampled_again(
+    tmp_path,
+) -> None:
+    from companion.testing import FakeClock, FakeLLM, open_test_companion
+
+    clock = FakeClock()
+    llm = FakeLLM(["Hello Theo."])
+    c = open_test_companion(tmp_path, llm=llm, clock=clock, user="theo")
+    c.say("Hi, I'm Theo and I keep bees.").text()
+    c.close()
+    clock.advance(days=1)
+    llm.enqueue(" Greet Theo by name in one or two short sentences.",
+                " Good to see you again. How are the bees?")
+    again = open_test_companion(tmp_path, llm=llm, clock=clock, user="theo")
+    greeting = again.greet().text()
+    assert "Greet Theo by name" not in greeting
+    assert "How are the bees?" in greeting
+    assert again.last_guard is not None and "note" in again.last_guard.problems
