@@ -19,6 +19,7 @@ first one that fails, rather than saying it.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from collections.abc import Callable, Iterator
@@ -131,8 +132,15 @@ def reads_note(reply: list[str], note: str) -> bool:
     wording; its remembered facts (lines starting "- ") may be said back."""
     if not note or len(reply) < NOTE_RUN:
         return False
-    wording = "\n".join(line for line in note.splitlines() if not line.lstrip().startswith("- "))
-    return longest_run(reply, words(wording)) >= NOTE_RUN
+    return longest_run(reply, _wording(note)) >= NOTE_RUN
+
+
+@functools.lru_cache(maxsize=8)
+def _wording(note: str) -> tuple[str, ...]:
+    """The note's own words, without its remembered facts (read once per reply,
+    not once per sentence checked)."""
+    kept = "\n".join(line for line in note.splitlines() if not line.lstrip().startswith("- "))
+    return tuple(words(kept))
 
 
 def clause_done(text: str, user_text: str = "") -> bool:

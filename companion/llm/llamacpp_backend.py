@@ -18,7 +18,6 @@ One instance serves one conversation at a time; a lock serialises calls.
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from companion.errors import ModelError, ModelNotFoundError
 from companion.llm.decode import GenerationStats, decode_reply
 from companion.llm.fetch import Progress, assemble, gguf_path, stderr_progress
 from companion.llm.registry import Registry
+from companion.llm.replylock import ReplyLock
 from companion.llm.template import compile_chat_template, render_chat
 from companion.llm.textstream import common_prefix_length
 from companion.llm.transformers_backend import _END_TOKENS
@@ -86,8 +86,7 @@ class LlamaCppLLM:
         self._bos = _token_text(llama, llama.token_bos())
         self._eos = _token_text(llama, llama.token_eos())
         self._end_ids = self._end_token_ids()
-        self._lock = threading.Lock()
-        self._owner: int | None = None
+        self._lock = ReplyLock()
 
     # -- the LLM protocol -------------------------------------------------
 
@@ -126,14 +125,14 @@ class LlamaCppLLM:
     # -- generation -------------------------------------------------------
 
     def _generate(self, prompt: list[int], params: GenerationParams) -> Iterator[str]:
-        self._acquire()
+        self._lock.acquire_for(self.name)
         try:
             yield from decode_reply(
                 _Steps(self), prompt, params,
                 context_length=self.context_length, on_stats=self._set_stats,
             )  # fmt: skip
         finally:
-            self._release()
+            self._lock.release()
 
     def _set_stats(self, stats: GenerationStats) -> None:
         self.last_stats = stats
@@ -193,20 +192,6 @@ class LlamaCppLLM:
             ids.discard(single["<|im_start|>"][0])  # only ChatML models end a turn at it
         return frozenset(ids)
 
-    def _acquire(self) -> None:
-        me = threading.get_ident()
-        if not self._lock.acquire(blocking=False):
-            if self._owner == me:
-                raise ModelError(
-                    f"{self.name} is already generating a reply in this thread; "
-                    "close that reply's iterator before starting another"
-                )
-            self._lock.acquire()
-        self._owner = me
-
-    def _release(self) -> None:
-        self._owner = None
-        self._lock.release()
 
 
 class _Steps:

@@ -14,18 +14,16 @@ past a buffer.
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import os
 import platform
-import shutil
 import subprocess
 import sys
-import tempfile
-import threading
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
+
+from companion.llm.cbuild import compile_library
 
 #: Compiler flags; part of the cache key.
 CFLAGS = ("-O3", "-mavx2", "-mfma", "-mf16c", "-fopenmp", "-shared", "-fPIC")
@@ -37,7 +35,6 @@ BLOCK = 32
 _P = ctypes.c_void_p
 _I = ctypes.c_int
 _F = ctypes.c_float
-_build_lock = threading.Lock()
 
 
 class Kernels:
@@ -233,30 +230,8 @@ def cpu_supported() -> bool:
 def build(cache_dir: Path | None = None) -> Path:
     """Compile ``native.c`` into the cache (once per source and flags); return the library."""
     source = files("companion.llm").joinpath("native.c").read_bytes()
-    compiler = os.environ.get("CC") or "cc"
-    key = hashlib.sha256(source + " ".join((compiler, *CFLAGS)).encode()).hexdigest()[:16]
-    folder = cache_dir or _default_dir()
-    target = folder / f"companion-native-{key}.so"
-    if target.exists():
-        return target
-    if shutil.which(compiler) is None:
-        raise OSError(f"no C compiler ({compiler}) to build the native kernels")
-    with _build_lock:
-        if target.exists():
-            return target
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=folder) as tmp:
-            src = Path(tmp) / "native.c"
-            src.write_bytes(source)
-            out = Path(tmp) / target.name
-            subprocess.run(
-                [compiler, *CFLAGS, str(src), "-o", str(out), "-lm"],
-                check=True,
-                capture_output=True,
-                timeout=120,
-            )
-            os.replace(out, target)
-    return target
+    return compile_library({"native.c": source}, CFLAGS, cache_dir or _default_dir(),
+                           "companion-native", timeout=120)
 
 
 def _default_dir() -> Path:

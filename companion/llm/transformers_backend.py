@@ -14,7 +14,6 @@ first is still open is an error (close the first iterator).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +23,7 @@ from companion.llm.decode import GenerationStats as GenerationStats
 from companion.llm.decode import StopReason as StopReason
 from companion.llm.decode import decode_reply
 from companion.llm.kvshift import MIN_MATCH, find_continuation, rotary_inv_freq, shift_cache
+from companion.llm.replylock import ReplyLock
 from companion.llm.template import fold_system_messages as fold_system_messages
 from companion.llm.template import render_chat
 from companion.llm.textstream import common_prefix_length
@@ -101,8 +101,7 @@ class TransformersLLM:
         self._cache: Any = None
         self._cache_ids: list[int] = []
         self._inv_freq: Any = False  # RoPE frequencies for window shifts; found on first use
-        self._lock = threading.Lock()
-        self._owner: int | None = None
+        self._lock = ReplyLock()
         #: The lean forward pass (int8/int4 Llama/Qwen2 on an AVX2 CPU), else None:
         #: the transformers forward. See :mod:`companion.llm.lean`.
         self.lean: LeanModel | None = (
@@ -243,7 +242,7 @@ class TransformersLLM:
     # -- generation -------------------------------------------------------
 
     def _generate(self, prompt: list[int], params: GenerationParams) -> Iterator[str]:
-        self._acquire()
+        self._lock.acquire_for(self.name)
         steps = _Steps(self)
         try:
             with self._torch.inference_mode():
@@ -253,7 +252,7 @@ class TransformersLLM:
                 )  # fmt: skip
         finally:
             steps.restore_threads()
-            self._release()
+            self._lock.release()
 
     def _set_stats(self, stats: GenerationStats) -> None:
         self.last_stats = stats
@@ -345,20 +344,6 @@ class TransformersLLM:
         self._cache = None
         self._cache_ids = []
 
-    def _acquire(self) -> None:
-        me = threading.get_ident()
-        if not self._lock.acquire(blocking=False):
-            if self._owner == me:
-                raise ModelError(
-                    f"{self.name} is already generating a reply in this thread; "
-                    "close that reply's iterator before starting another"
-                )
-            self._lock.acquire()
-        self._owner = me
-
-    def _release(self) -> None:
-        self._owner = None
-        self._lock.release()
 
 
 def _end_token_ids(sources: tuple[Any, ...], tokenizer: Any) -> frozenset[int]:

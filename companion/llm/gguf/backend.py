@@ -16,7 +16,6 @@ Neither torch nor transformers is imported.
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from companion.llm.gguf.model import GGUFModel, Ops, native_ops
 from companion.llm.gguf.reader import GGUFFile
 from companion.llm.gguf.tokenizer import GGUFTokenizer
 from companion.llm.kvshift import MIN_MATCH, find_continuation
+from companion.llm.replylock import ReplyLock
 from companion.llm.speculative import Speculative, check_vocabularies
 from companion.llm.template import render_chat
 from companion.llm.textstream import common_prefix_length
@@ -76,8 +76,7 @@ class GGUFBackend:
         self._cache = self.model.new_cache(self.context_length)
         #: The tokens whose keys and values are in the cache, in order.
         self._ids: list[int] = []
-        self._lock = threading.Lock()
-        self._owner: int | None = None
+        self._lock = ReplyLock()
         #: A smaller model of the same vocabulary proposing tokens (speculative
         #: decoding, :mod:`companion.llm.speculative`), and the share it got right
         #: in the last reply.
@@ -117,11 +116,11 @@ class GGUFBackend:
         prompt = self.prompt_ids(messages, prefill=params.prefill)
         if len(prompt) >= self.context_length:
             return
-        self._acquire()
+        self._lock.acquire_for(self.name)
         try:
             self._prefill(prompt)
         finally:
-            self._release()
+            self._lock.release()
 
     # -- prompt -----------------------------------------------------------
 
@@ -145,7 +144,7 @@ class GGUFBackend:
     # -- generation -------------------------------------------------------
 
     def _generate(self, prompt: list[int], params: GenerationParams) -> Iterator[str]:
-        self._acquire()
+        self._lock.acquire_for(self.name)
         stepper: Stepper = _Steps(self)
         speculative = None
         if self.draft is not None:
@@ -158,7 +157,7 @@ class GGUFBackend:
         finally:
             if speculative is not None:
                 self.last_acceptance = speculative.acceptance
-            self._release()
+            self._lock.release()
 
     def _set_stats(self, stats: GenerationStats) -> None:
         self.last_stats = stats
@@ -200,20 +199,6 @@ class GGUFBackend:
         self._cache.crop(0)
         self._ids.clear()
 
-    def _acquire(self) -> None:
-        me = threading.get_ident()
-        if not self._lock.acquire(blocking=False):
-            if self._owner == me:
-                raise ModelError(
-                    f"{self.name} is already generating a reply in this thread; "
-                    "close that reply's iterator before starting another"
-                )
-            self._lock.acquire()
-        self._owner = me
-
-    def _release(self) -> None:
-        self._owner = None
-        self._lock.release()
 
 
 class _Steps:

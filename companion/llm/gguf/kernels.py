@@ -18,13 +18,8 @@ or with 500 others, and whatever the thread count (see quants.c).
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import os
 import platform
-import shutil
 import subprocess
-import tempfile
-import threading
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
@@ -33,6 +28,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from companion.errors import ModelError
+from companion.llm.cbuild import compile_library
 
 SOURCES = ("pool.c", "quants.c", "ops.c")
 #: Compiler flags; part of the cache key. No fused multiply-adds the code did not ask for.
@@ -50,7 +46,6 @@ _P = ctypes.c_void_p
 _I = ctypes.c_int
 _L = ctypes.c_int64
 _F = ctypes.c_float
-_build_lock = threading.Lock()
 
 _F32 = np.dtype(np.float32)
 _ERRORS = {-1: "unknown block type", -2: "bad shape", -3: "out of memory"}
@@ -386,35 +381,8 @@ def build(cache_dir: Path | None = None, flags: tuple[str, ...] | None = None) -
             return build(cache_dir, PORTABLE_FLAGS)
     package = files("companion.llm.gguf")
     sources = {name: package.joinpath(name).read_bytes() for name in SOURCES}
-    compiler = os.environ.get("CC") or "cc"
-    key = hashlib.sha256()
-    for name, text in sources.items():
-        key.update(name.encode() + b"\0" + text)
-    key.update(" ".join((compiler, *flags, _cpu_signature())).encode())
-    folder = cache_dir or _default_dir()
-    target = folder / f"companion-gguf-{key.hexdigest()[:16]}.so"
-    if target.exists():
-        return target
-    if shutil.which(compiler) is None:
-        raise OSError(f"no C compiler ({compiler}); install one (e.g. gcc) or set $CC")
-    with _build_lock:
-        if target.exists():
-            return target
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=folder) as tmp:
-            paths = []
-            for name, text in sources.items():
-                (Path(tmp) / name).write_bytes(text)
-                paths.append(str(Path(tmp) / name))
-            out = Path(tmp) / target.name
-            subprocess.run(
-                [compiler, *flags, *paths, "-o", str(out), "-lm"],
-                check=True,
-                capture_output=True,
-                timeout=300,
-            )
-            os.replace(out, target)
-    return target
+    return compile_library(sources, flags, cache_dir or _default_dir(), "companion-gguf",
+                           depends=_cpu_signature())
 
 
 def _cpu_signature() -> str:
