@@ -18,14 +18,11 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from companion.agenda import store as agenda_store
-from companion.agenda.ask import answer as agenda_answer
-from companion.agenda.ask import asked_span, is_agenda_question
+from companion.agenda.ask import is_agenda_question
+from companion.agenda.desk import AgendaDesk
 from companion.agenda.fire import Poller
-from companion.agenda.intake import Entry, Intake, file_entry
+from companion.agenda.intake import Entry
 from companion.agenda.model import AgendaItem, Notice, Status
-from companion.agenda.proactive import Policy
-from companion.agenda.zone import user_zone
 from companion.config import Config, load_config
 from companion.errors import InputError
 from companion.guard import GUARD_RETRIES, GuardOutcome, guarded
@@ -121,10 +118,8 @@ class Companion:
         #: Earlier versions of the last reply (``retry``), oldest first.
         self.swipes: list[str] = []
         #: Reminders and plans read from the user's messages (see :mod:`companion.agenda`).
-        self._zone: ZoneInfo | None = None
-        self._intake = Intake(self.zone, self.prompts.plans)
-        self._entries: dict[int, Entry] = {}
-        self._poller: Poller | None = None
+        self.desk = AgendaDesk(store, user, config, self.prompts.plans, clock,
+                               lambda: self._session)
         #: The prompt of each reply, and what keeps its cached prefix stable.
         self._prompts = TurnPrompts(store, user, config, llm, self.prompts, self.zone)
         self._session = self._begin_session()
@@ -255,8 +250,8 @@ class Companion:
             return self._reply_from(iter([_forgot(removed)]))
         now = self._clock()
         if is_agenda_question(text):  # from the store: the model would invent times
-            return self._answer_plainly(text, self._agenda_answer(text, now), now)
-        entry = self._intake.read(text, now)
+            return self._answer_plainly(text, self.desk.answer(text, now), now)
+        entry = self.desk.read(text, now)
         if entry is not None and entry.question:  # a reminder she cannot set as said
             return self._answer_plainly(text, entry.question, now)
         prompt, recalled, question, state, names = self._turn_prompt(text, now, settings, entry)
@@ -265,8 +260,7 @@ class Companion:
             self.memory.remember(turn)
             self.store.save_state(self.user, self.persona.name, state_to_dict(state), now)
             if entry is not None:
-                file_entry(self.store, self.user, entry, self.zone(), now, turn.id)
-                self._entries[turn.id] = entry
+                self.desk.file(entry, now, turn.id)
         self._state = state
         if prompt.note is not None:
             self._prompts.notes[turn.id] = prompt.note
@@ -343,7 +337,7 @@ class Companion:
         # each swipe, with its own guard retries, draws other seeds than the last
         return self._answer(
             prompt, question, recalled, names, settings, asked.content,
-            attempt=(GUARD_RETRIES + 1) * len(self.swipes), entry=self._entries.get(asked.id),
+            attempt=(GUARD_RETRIES + 1) * len(self.swipes), entry=self.desk.entry(asked.id),
         )
 
     def _answer(
@@ -389,12 +383,6 @@ class Companion:
             turn = self.store.add_turn(self.user, self._session.id, "user", text, now)
             self.memory.remember(turn)
         return self._reply_from(iter([answer]))
-
-    def _agenda_answer(self, text: str, now: datetime) -> str:
-        local = now.astimezone(self.zone())
-        start, end, span = asked_span(text, local)
-        found = agenda_store.between(self.store, self.user, start, end)
-        return agenda_answer(found, local, span, self.prompts.plans)
 
     def greet(self) -> Reply[Turn | None]:
         """Open the session: the persona's first message to a new user, or a
@@ -492,13 +480,11 @@ class Companion:
 
     def zone(self) -> ZoneInfo:
         """The user's time zone (config ``timezone``, else the system's)."""
-        if self._zone is None:
-            self._zone = user_zone(self.config)
-        return self._zone
+        return self.desk.zone()
 
     def agenda(self, statuses: tuple[Status, ...] = ("pending", "snoozed")) -> list[AgendaItem]:
         """The user's reminders and plans, soonest first."""
-        return agenda_store.list_items(self.store, self.user, statuses=statuses)
+        return self.desk.items(statuses)
 
     @property
     def clock(self) -> Clock:
@@ -506,30 +492,19 @@ class Companion:
 
     def poller(self) -> Poller:
         """What asks for due notices in this session (see :mod:`companion.agenda.fire`)."""
-        if self._poller is None:
-            self._poller = Poller(
-                self.store, self.user, policy=Policy.from_config(self.config, self.zone()),
-                clock=self._clock, session=lambda: self._session,
-            )
-        return self._poller
+        return self.desk.poller()
 
     def due(self) -> list[Notice]:
         """What she says now without being asked: due reminders (each occurrence
         once) and, after a long silence, a check-in or how a plan went (within
         the config's limits). They are stored as her turns and returned:
         returning them is delivering them."""
-        poller = self.poller()
-        notices = poller.due_notices()
-        poller.delivered(notices)
-        return notices
+        return self.desk.due()
 
     def opening(self) -> list[Notice]:
         """What she says as the session opens: the day's briefing (once a day)
         and how past plans went (once each), stored as her turns and returned."""
-        poller = self.poller()
-        notices = poller.opening()
-        poller.delivered(notices)
-        return notices
+        return self.desk.opening()
 
     # -- internals -----------------------------------------------------------
 
