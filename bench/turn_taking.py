@@ -95,25 +95,37 @@ def mid_gap(x: Samples) -> tuple[int, int]:
     return i * _HOP, j * _HOP
 
 
+def spoken(sentence: str, voice: str) -> Samples:
+    """``sentence`` said by ``voice`` (16 kHz), without the synthesizer's silence around it."""
+    return trimmed(speech(sentence, voice).resampled(MIC_RATE).samples)  # type: ignore[arg-type]
+
+
+def silence(ms: int) -> Samples:
+    return np.zeros(MIC_RATE * ms // 1000, np.float32)
+
+
+def paused(clip: Samples, ms: int) -> Samples:
+    """``clip`` with its mid-sentence pause (:func:`mid_gap`) made exactly ``ms`` long."""
+    a, b = mid_gap(clip)
+    return np.concatenate([clip[:a], silence(ms), clip[b:]])
+
+
 Case = tuple[str, str, int, Audio, float]  # voice, kind, pause ms, clip, speech end (s)
 
 
 def cases(voices: list[str]) -> list[Case]:
-    lead = np.zeros(MIC_RATE // 2, np.float32)
-    tail = np.zeros(round(1.2 * MIC_RATE), np.float32)
+    lead = silence(500)
+    tail = silence(1200)
     out: list[Case] = []
     for voice in voices:
-        clips = [trimmed(speech(s, voice).resampled(MIC_RATE).samples)  # type: ignore[arg-type]
-                 for s in SENTENCES]
+        clips = [spoken(s, voice) for s in SENTENCES]
         for k, clip in enumerate(clips):
             whole = np.concatenate([lead, clip, tail])
             end = (len(whole) - len(tail)) / MIC_RATE
             out.append((voice, "end", 0, Audio(whole, MIC_RATE), end))
-            a, b = mid_gap(clip)
             for ms in PAUSES_MS:
-                gap = np.zeros(MIC_RATE * ms // 1000, np.float32)
-                for kind, parts in (("mid", [clip[:a], gap, clip[b:]]),
-                                    ("between", [clip, gap, clips[(k + 1) % len(clips)]])):
+                for kind, parts in (("mid", [paused(clip, ms)]),
+                                    ("between", [clip, silence(ms), clips[(k + 1) % len(clips)]])):
                     x = np.concatenate([lead, *parts, tail])
                     end = (len(x) - len(tail)) / MIC_RATE
                     out.append((voice, kind, ms, Audio(x, MIC_RATE), end))

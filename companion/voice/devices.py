@@ -23,6 +23,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -118,13 +119,26 @@ def _echo_path(rate: int, delay_ms: float, decay_ms: float, seed: int) -> Sample
     return ir
 
 
+@dataclass(frozen=True, slots=True)
+class OverReply:
+    """An input of :class:`VirtualDevice` spoken over her reply: it starts ``after_s``
+    seconds after the speaker began playing the reply to the input before it (a
+    barge-in at a point in the reply, wherever the reply happens to start)."""
+
+    after_s: float
+    audio: Audio
+
+
 class VirtualDevice:
     """A duplex device made of clips: utterances go into the "microphone", replies are recorded.
 
     ``inputs`` are clips (any rate), each either an :class:`Audio`, placed
-    ``gaps_s`` after the previous turn (see below), or a ``(start_s, Audio)``
-    pair placed at that stream time (so a test can talk over a reply). The
-    first plain clip starts after ``lead_in_s``.
+    ``gaps_s`` after the previous turn (see below), a ``(start_s, Audio)``
+    pair placed at that stream time (so a test can talk over a reply), or an
+    :class:`OverReply`, placed that long after the reply to the previous input
+    began to play (a reply that has not begun ``reply_timeout_s`` after that
+    input counts as one that began then). The first plain clip starts after
+    ``lead_in_s``.
 
     Turn taking (``turn_taking=True``): a plain clip waits until the reply to
     the previous one has played and the speaker has been silent for ``gaps_s``
@@ -155,7 +169,7 @@ class VirtualDevice:
 
     def __init__(
         self,
-        inputs: Sequence[Audio | tuple[float, Audio]],
+        inputs: Sequence[Audio | tuple[float, Audio] | OverReply],
         *,
         gaps_s: float | Sequence[float] = 1.0,
         lead_in_s: float = 0.5,
@@ -181,8 +195,14 @@ class VirtualDevice:
         self.speed = speed
         self.output_dir = Path(output_dir) if output_dir is not None else None
         self._inputs: list[tuple[float | None, Samples]] = []
+        #: Where an input is an OverReply: its delay after the reply starts, in samples.
+        self._over: dict[int, int] = {}
         for item in inputs:
-            at, clip = item if isinstance(item, tuple) else (None, item)
+            if isinstance(item, OverReply):
+                self._over[len(self._inputs)] = round(item.after_s * self.rate)
+                at, clip = None, item.audio
+            else:
+                at, clip = item if isinstance(item, tuple) else (None, item)
             self._inputs.append((at, clip.resampled(self.rate).samples))
         n_gaps = max(len(self._inputs) - 1, 0)
         gaps = [float(gaps_s)] * n_gaps if isinstance(gaps_s, int | float) else list(gaps_s)
@@ -292,13 +312,15 @@ class _Schedule:
         self.live: list[tuple[int, Samples]] = []  # placed inputs not yet over
         self.turn_end = 0  # end sample of the last plain input placed
         self.replied = False  # the speaker played something since turn_end
+        self.reply_at = 0  # sample where it began to
         self.idle_since = 0  # sample where the speaker last went quiet
 
     def mic_block(self, t0: int, n: int, *, active: bool) -> Samples:
         if active:
             self.idle_since = t0 + n
-            if self.next > 0 and t0 >= self.turn_end:
+            if self.next > 0 and t0 >= self.turn_end and not self.replied:
                 self.replied = True
+                self.reply_at = t0
         self._place(t0)
         out = np.zeros(n, dtype=np.float32)
         for start, clip in self.live:
@@ -323,6 +345,11 @@ class _Schedule:
             at, clip = d._inputs[self.next]
             if at is not None:
                 start = round(at * d.rate)
+            elif self.next in d._over:
+                if self.replied:
+                    start = self.reply_at + d._over[self.next]
+                else:  # no reply yet: one that has not begun by the timeout began then
+                    start = self.turn_end + d._reply_timeout + d._over[self.next]
             elif self.next == 0:
                 start = d._lead
             else:
