@@ -23,6 +23,9 @@ ASSISTANT_PHRASES = (
     "happy to help", "glad to help", "assist you", "i'm here to help", "can't assist",
     "cannot assist", "please let me know", "any other questions", "further assistance",
     "i'm sorry, but i can't", "i'm sorry, but i cannot", "i can't help with that",
+    # a chat model's own origin story instead of hers
+    "an ai created by", "an ai developed by", "created by alibaba", "alibaba cloud",
+    "i'm qwen", "i am qwen", "ai assistant", "virtual assistant", "a language model",
 )  # fmt: skip
 
 

@@ -116,6 +116,8 @@ def test_sentences() -> None:
         ("I\u2019m just here to listen.", "i'm just here to"),
         ("Let me know if you need anything!", "let me know if"),
         ("How can I assist you today?", "how can i assist"),
+        ("Hello, Theo! I'm an AI created by Samantha.", "an ai created by"),
+        ("I am Qwen, made by Alibaba Cloud.", "alibaba cloud"),
     ],
 )
 def test_help_desk_phrases(reply: str, phrase: str) -> None:
@@ -124,7 +126,8 @@ def test_help_desk_phrases(reply: str, phrase: str) -> None:
 
 @pytest.mark.parametrize(
     "reply",
-    ["Ha, you'd be a terrible help desk.", "I'm here. Tell me.", "Remember that song?", ""],
+    ["Ha, you'd be a terrible help desk.", "I'm here. Tell me.", "Remember that song?", "",
+     "I loved the painting she created by the sea."],
 )
 def test_not_help_desk(reply: str) -> None:
     assert help_desk(reply) is None
