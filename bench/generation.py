@@ -1,31 +1,35 @@
 """Generation benchmark: load time, time-to-first-token, decode speed, turn-20 latency.
 
-    python bench/generation.py                       # the default model
+    python bench/generation.py                       # SmolLM2 on the GGUF engine
     python bench/generation.py --model qwen2.5-coder-0.5b-instruct --samples
-    python bench/generation.py --json out.json
-    python bench/generation.py --model llamacpp:smollm2-135m-instruct --skip-speed
+    python bench/generation.py --engine transformers --json out.json
+    python bench/generation.py --model llamacpp:smollm2-135m-instruct
 
-What it measures, greedy, on the model's converted copy (fetched first if needed):
+What it measures, greedy, on the model as ``load_llm`` loads it with ``--engine``
+(a registry model is fetched first if needed):
 
 - ``import companion`` time (target < 0.3 s) and that it does not import torch;
 - load time in a fresh process (cold: imports + first load) and a second load (warm);
-- TTFT and decode tokens/s through the project's backend and through plain
-  ``model.generate()`` on the same weights and prompt, and their ratio
+- on the transformers backend (``--engine transformers``: a GGUF dequantized in
+  memory), TTFT and decode tokens/s through the project's backend and through
+  plain ``model.generate()`` on the same weights and prompt, and their ratio
   (target: the backend within 5% of ``generate``);
 - TTFT at turn 20 of a conversation (19 exchanges generated first) with prefix
   KV reuse (target < 300 ms) and without it;
 - with ``--samples``, replies to a few companion-style prompts;
 - with ``--baseline``, llama.cpp against the project's backend (below).
 
-``--baseline`` runs llama.cpp (llama-cpp-python) on the registry model's GGUF and
-the project's transformers backend on the converted copy of that same GGUF: same
-prompt, greedy, ``--new-tokens`` tokens, each engine in a fresh process per thread
-count (so its peak RSS is its own). It prints load time, TTFT, decode tok/s and
+``--baseline`` runs llama.cpp (llama-cpp-python) on the registry model's GGUF,
+the GGUF engine on that same file, and ("ours") the project's transformers
+backend on that same file dequantized in memory: same prompt, greedy,
+``--new-tokens`` tokens, each engine in a fresh process per thread count (so its
+peak RSS is its own). It prints load time, TTFT, decode tok/s and
 peak RSS, and the ratios ours / llama.cpp against the targets (decode >= 0.7x,
 RSS <= 1.5x). ``--threads 2,1`` measures both settings in one run; ``--busy N``
 keeps N single-threaded neighbour processes busy (numpy matmuls, standing in for
 speech recognition or synthesis) while the replies are timed; ``--quantize`` is
-passed to the project's loader::
+passed to the project's loader (int8/int4 need a folder of safetensors, so for a
+registry model only "none" and "auto" load)::
 
     python bench/generation.py --baseline --model qwen2.5-coder-0.5b-instruct --threads 2,1
     python bench/generation.py --baseline --threads 2,1 --busy 1
@@ -49,7 +53,8 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from companion.llm.fetch import fetch_model, gguf_path
+from companion.llm.fetch import fetch_gguf
+from companion.llm.gguf.backend import GGUFBackend
 from companion.llm.llamacpp_backend import LlamaCppLLM
 from companion.llm.loader import load_llm
 from companion.llm.registry import load_registry
@@ -57,9 +62,9 @@ from companion.llm.torchenv import import_torch
 from companion.llm.transformers_backend import TransformersLLM
 from companion.types import GenerationParams, Message
 
-Backend = TransformersLLM | LlamaCppLLM
+Backend = TransformersLLM | LlamaCppLLM | GGUFBackend
 #: "gguf": the GGUF engine on the file's own blocks (companion.llm.gguf);
-#: "ours": the transformers backend on the converted copy (the older path).
+#: "ours": the transformers backend on the same file, dequantized in memory.
 ENGINES = ("llama.cpp", "gguf", "ours")
 #: A neighbour process: one core of numpy matmuls (like an ONNX speech model's work).
 _BUSY = (
@@ -146,6 +151,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         choices=["none", "int8", "int4", "auto"],
         help="passed to the project's loader (--baseline)",
     )
+    parser.add_argument(
+        "--engine", choices=["auto", "gguf", "transformers"], default="auto",
+        help="how load_llm runs a registry model or a .gguf file (not --baseline)",
+    )
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument(
         "--engines", type=lambda t: [e for e in t.split(",") if e], default=list(ENGINES),
@@ -155,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--child-engine", choices=ENGINES, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child_load:
-        return _child_load(args.model, args.threads[0])
+        return _child_load(args.model, args.threads[0], args.engine)
     if args.child_engine:
         return _child_engine(args)
     if args.baseline:
@@ -165,7 +174,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch = import_torch()  # before any other torch import: it sets OMP_WAIT_POLICY
     import transformers
 
-    results: dict[str, Any] = {"model": args.model, "threads": args.threads}
+    results: dict[str, Any] = {
+        "model": args.model, "engine": args.engine, "threads": args.threads
+    }
     results["machine"] = {
         "cpu": _cpu_model(),
         "cores": os.cpu_count(),
@@ -179,22 +190,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     results["import_companion_s"] = _import_time()
     print(f"import companion        {results['import_companion_s'] * 1000:7.0f} ms (target < 300)")
 
-    # Fetch/convert first if needed, so the subprocess measures a plain load.
-    llm = load_llm(args.model, threads=args.threads)
-    assert isinstance(llm, TransformersLLM | LlamaCppLLM), "benchmark a local model, not the fake"
-    if isinstance(llm, LlamaCppLLM) and not args.skip_speed:
-        sys.exit("a llamacpp: model has no generate() to compare with: add --skip-speed")
+    # Fetch first if needed, so the subprocess measures a plain load.
+    llm = load_llm(args.model, threads=args.threads, engine=args.engine)
+    assert isinstance(llm, Backend), "benchmark a local model, not the fake"
     if not args.skip_speed:
-        assert isinstance(llm, TransformersLLM)
-        child = _run_child(args.model, args.threads)
+        child = _run_child(args.model, args.threads, args.engine)
         results["load"] = child
         print(
             f"load, fresh process     {child['load_s']:7.2f} s  (+ {child['import_s']:.2f} s "
             f"importing torch/transformers); second load {child['load2_s']:.2f} s; "
             f"RSS {child['rss_mb']:.0f} MB"
         )
-        results["speed"] = _compare_with_generate(llm, args.new_tokens, args.repeat)
-        _print_speed(results["speed"])
+        if isinstance(llm, TransformersLLM):
+            results["speed"] = _compare_with_generate(llm, args.new_tokens, args.repeat)
+            _print_speed(results["speed"])
+        else:
+            print(f"no model.generate() to compare {type(llm).__name__} with "
+                  "(--engine transformers has one)")
 
     if not args.skip_turns:
         results["turns"] = _turn_latency(
@@ -235,22 +247,23 @@ def _import_time() -> float:
     return statistics.median(times)
 
 
-def _run_child(model: str, threads: int) -> dict[str, float]:
-    cmd = [sys.executable, __file__, "--child-load", "--model", model, "--threads", str(threads)]
+def _run_child(model: str, threads: int, engine: str) -> dict[str, float]:
+    cmd = [sys.executable, __file__, "--child-load", "--model", model, "--threads", str(threads),
+           "--engine", engine]  # fmt: skip
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
     return result
 
 
-def _child_load(model: str, threads: int) -> int:
+def _child_load(model: str, threads: int, engine: str) -> int:
     started = time.perf_counter()
     import_torch()
     import transformers  # noqa: F401
 
     imported = time.perf_counter()
-    load_llm(model, threads=threads)
+    load_llm(model, threads=threads, engine=engine)
     loaded = time.perf_counter()
-    load_llm(model, threads=threads)
+    load_llm(model, threads=threads, engine=engine)
     again = time.perf_counter()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
@@ -432,8 +445,7 @@ def _baseline(args: argparse.Namespace) -> int:
     entry = load_registry().get(args.model)
     if entry is None:
         sys.exit(f"--baseline needs a registry model name, not {args.model!r}")
-    if "ours" in args.engines:
-        fetch_model(entry)  # the converted copy for ours, and the GGUF it keeps for llama.cpp
+    fetch_gguf(entry)  # every engine reads the same file; fetch it once, before timing
     machine = {
         "cpu": _cpu_model(),
         "cores": os.cpu_count(),
@@ -485,14 +497,12 @@ def _child_engine(args: argparse.Namespace) -> int:
         imported = time.perf_counter()
         entry = load_registry().get(args.model)
         assert entry is not None
-        llm = LlamaCppLLM(gguf_path(entry), name=args.model, threads=threads)
+        llm = LlamaCppLLM(fetch_gguf(entry), name=args.model, threads=threads)
     elif args.child_engine == "gguf":
-        from companion.llm.gguf.backend import GGUFBackend
-
         imported = time.perf_counter()
         entry = load_registry().get(args.model)
         assert entry is not None
-        llm = GGUFBackend(gguf_path(entry), name=args.model, threads=threads)  # type: ignore[assignment]
+        llm = GGUFBackend(fetch_gguf(entry), name=args.model, threads=threads)
         note = f"GGUF {entry.size / 1e9:.2f} GB"
     else:
         import_torch()
@@ -500,18 +510,10 @@ def _child_engine(args: argparse.Namespace) -> int:
 
         imported = time.perf_counter()
         extra: dict[str, Any] = {"quantize": args.quantize} if args.quantize else {}
-        try:
-            loaded = load_llm(args.model, threads=threads, engine="transformers", **extra)
-        except TypeError:  # load_llm without the quantize option: try the backend's own
-            entry = load_registry().get(args.model)
-            assert entry is not None
-            try:
-                loaded = TransformersLLM.from_pretrained(
-                    fetch_model(entry), name=args.model, threads=threads, **extra
-                )
-            except TypeError:
-                note = f"quantize={args.quantize} not supported yet; "
-                loaded = load_llm(args.model, threads=threads)
+        # The registry model's GGUF, dequantized in memory by transformers.
+        loaded = load_llm(
+            args.model, threads=threads, engine="transformers", progress=lambda _: None, **extra
+        )
         assert isinstance(loaded, TransformersLLM)
         llm = loaded
         linear = set(llm.weight_kinds())

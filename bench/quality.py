@@ -7,6 +7,12 @@ For each method: greedy token agreement with the reference over the fixed
 prompts of ``tests/data/quality/prompts.toml`` (teacher-forced, and the share
 before the first divergence; see :mod:`companion.llm.quality`), and the
 perplexity of ``tests/data/quality/text.txt`` against the reference's.
+
+The low-bit formats are the transformers path's, for a folder of safetensors
+(``--model`` also takes such a folder). A registry model is its GGUF, which the
+GGUF engine runs on its own blocks; for this measure its weights are
+dequantized to float32 and written to a temporary folder (removed afterwards),
+standing in for a user's own model folder.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from companion.llm.fetch import fetch_model
+from companion.llm.fetch import fetch_gguf
 from companion.llm.quality import (
     greedy_continuations,
     load_prompts,
@@ -29,21 +35,44 @@ from companion.llm.quality import (
 from companion.llm.registry import load_registry
 from companion.llm.transformers_backend import TransformersLLM
 
-DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "quality"
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "tests" / "data" / "quality"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default="qwen2.5-coder-0.5b-instruct")
+    parser.add_argument(
+        "--model", default="qwen2.5-coder-0.5b-instruct",
+        help="a registry model or a folder of safetensors",
+    )
     parser.add_argument("--methods", default="none,int8,int4", help="none = float32")
     parser.add_argument("--new-tokens", type=int, default=48)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--reference", choices=("bf16", "fp32"), default="bf16")
     args = parser.parse_args(argv)
 
-    entry = load_registry().get(args.model)
-    assert entry is not None, f"not a registry model: {args.model}"
-    folder = fetch_model(entry)
+    with tempfile.TemporaryDirectory() as scratch:
+        return _measure(args, model_folder(args.model, Path(scratch)))
+
+
+def model_folder(model: str, scratch: Path) -> Path:
+    """``model``'s folder of safetensors: the folder named, or a registry model's GGUF
+    written into ``scratch`` as one (see the module docstring; bench/quantize_survey.py
+    uses it too)."""
+    if Path(model).is_dir():
+        return Path(model)
+    entry = load_registry().get(model)
+    if entry is None:
+        sys.exit(f"not a registry model nor a folder: {model}")
+    gguf = fetch_gguf(entry)
+    sys.path.insert(0, str(ROOT / "tests"))  # the tests' helper, as bench/echo.py does
+    from gguf_files import safetensors_folder
+
+    print(f"writing {gguf.name} as float32 safetensors into a temporary folder", flush=True)
+    return safetensors_folder(gguf, scratch / entry.name)
+
+
+def _measure(args: argparse.Namespace, folder: Path) -> int:
     prompts = load_prompts(DATA / "prompts.toml")
     text = (DATA / "text.txt").read_text(encoding="utf-8")
 

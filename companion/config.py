@@ -34,14 +34,15 @@ class Config:
     recall_limit: int = 5
     seed: int | None = None
     threads: int | None = None
-    #: Weights of the local transformers model: "auto" (what the registry
-    #: recommends for the CPU), "none" (full precision), "int8" or "int4".
+    #: Weights of a local folder of safetensors on the transformers path: "auto"
+    #: (int8 on the CPU, full precision on a GPU), "none", "int8" or "int4".
     quantize: str = "auto"
     #: How a registry model or a .gguf file runs: "auto" (the GGUF engine on the
     #: file's own blocks, transformers when it cannot), "gguf" or "transformers".
     engine: str = "auto"
     #: A smaller model of the same vocabulary that drafts for the GGUF engine
-    #: (speculative decoding; "" = none).
+    #: (speculative decoding): a registry name or a .gguf file; "auto" = the one
+    #: the registry names for the model (its ``draft``), if any; "" = none.
     draft: str = ""
     #: Speech synthesis engine: "auto" (Piper if installed, else pyttsx3), "piper",
     #: "pyttsx3" or "null" (silent).

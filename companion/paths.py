@@ -3,7 +3,7 @@
 - data directory (``COMPANION_HOME``, else the platform's user data directory):
   the SQLite store, user personas, user config, chat history;
 - model cache (``COMPANION_MODELS``, else the platform's user cache directory):
-  downloaded and converted model weights, shared by every data directory;
+  downloaded model weights, shared by every data directory;
 - package data (read-only): bundled personas, prompts, the model registry.
 
 The data directory holds the user's conversations: it and every folder we

@@ -1,13 +1,15 @@
-"""The shipped GGUF files for the GGUF engine's tests: the model cache's, else
-the user's cache; SmolLM2's (98 MB) is downloaded into the test model cache
-when neither has it, so CI runs these tests rather than skipping them."""
+"""The shipped GGUF files for the tests: the model cache's, else the user's
+cache; SmolLM2's (98 MB) is downloaded into the test model cache when neither
+has it, so CI runs these tests rather than skipping them. And a safetensors
+folder made from one, for the tests of the transformers path on a user's folder.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from companion.errors import CompanionError
-from companion.llm.fetch import assemble
+from companion.llm.fetch import fetch_gguf
 from companion.llm.registry import load_registry
 from companion.paths import models_dir
 
@@ -30,7 +32,34 @@ def smol_gguf() -> Path:
     if entry is None:
         return path
     try:
-        assemble(entry, models_dir(), progress=lambda _line: None)
+        fetch_gguf(entry, cache=models_dir(), progress=lambda _line: None)
     except (CompanionError, OSError):
         return path
     return gguf_file(SMOL_NAME)
+
+
+def safetensors_folder(gguf: Path, dest: Path, *, weights: bool = True) -> Path:
+    """``gguf`` as a user's own model folder: its tokenizer (with the chat template)
+    and, with ``weights``, its weights dequantized to float32 safetensors, written
+    to ``dest``. companion never writes such a copy itself (it runs the GGUF); the
+    transformers path quantizes to int8/int4 and runs the lean pass only on a
+    folder of safetensors, so its tests make one here, in a temporary folder."""
+    from companion.llm.local_open import gguf_chat_template
+    from companion.llm.torchenv import import_torch
+
+    torch = import_torch()  # first: it sets OpenMP's wait policy before torch loads
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    if not tokenizer.chat_template:  # not every transformers version carries it over
+        tokenizer.chat_template = gguf_chat_template(gguf)
+    tokenizer.save_pretrained(str(dest))
+    if weights:
+        model = AutoModelForCausalLM.from_pretrained(
+            str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
+        )
+        quantizer = getattr(model, "hf_quantizer", None)
+        if quantizer is not None:  # transformers 5 will not save a model it read from GGUF
+            quantizer.remove_quantization_config(model)
+        model.save_pretrained(str(dest))
+    return dest

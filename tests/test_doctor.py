@@ -100,3 +100,48 @@ def test_doctor_says_why_the_native_kernels_do_not_run(
     assert checks["kernels"] == (
         "warn off (COMPANION_NATIVE=0): the slower torch kernels run instead"
     )
+
+
+def test_doctor_checks_a_registry_model_by_its_gguf(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Not fetched: fail, with the command to fetch it. Fetched: the GGUF and its engine."""
+    from gguf_files import smol_gguf
+
+    monkeypatch.setenv("COMPANION_MODELS", str(tmp_path))
+    code, checks = report(capsys, "--model", "smollm2-135m-instruct")
+    assert code == 1
+    assert checks["model"] == ("fail smollm2-135m-instruct: not downloaded yet: run "
+                               "`companion models fetch smollm2-135m-instruct` (once, online)")
+    gguf = smol_gguf()
+    if not gguf.is_file():
+        pytest.skip(f"{gguf} is not downloaded")
+    (tmp_path / "gguf").mkdir()
+    (tmp_path / "gguf" / gguf.name).symlink_to(gguf)
+    (tmp_path / "smollm2-135m-instruct").mkdir()  # an older version's copy: not needed
+    _, checks = report(capsys, "--model", "smollm2-135m-instruct")
+    assert checks["model"] == (f"ok smollm2-135m-instruct: {tmp_path / 'gguf' / gguf.name} "
+                               "(its SHA-256 checked when fetched); runs on the GGUF engine "
+                               "(llama)")
+
+
+def test_doctor_says_which_gguf_goes_to_transformers(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    gguf = pytest.importorskip("gguf")
+    path = tmp_path / "gemma.gguf"
+    writer = gguf.GGUFWriter(str(path), "gemma")
+    writer.add_block_count(1)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    _, checks = report(capsys, "--model", str(path))
+    status, detail = checks["model"].split(" ", 1)
+    assert detail.startswith(f"{path}: the GGUF engine cannot run it (")
+    assert "architecture 'gemma' is not supported" in detail
+    if find_spec("torch") and find_spec("transformers"):
+        assert status == "warn"
+        assert "runs on transformers, dequantizing it in memory (slow)" in detail
+    else:
+        assert status == "fail"

@@ -1,4 +1,5 @@
-"""The GGUF tokenizer (from the file's metadata) against llama.cpp's and the converted one."""
+"""The GGUF tokenizer (from the file's metadata) against llama.cpp's and the one
+transformers builds from the same file."""
 
 from __future__ import annotations
 
@@ -21,11 +22,11 @@ def gguf_file(name: str) -> Path:
     return found[0] if found else GGUF_DIRS[0] / name
 
 
-MODELS = {
-    "SmolLM2-135M-Instruct.Q4_1.gguf": "smollm2-135m-instruct",
-    "Qwen2.5-Coder-0.5B-Instruct.Q4_K_M.gguf": "qwen2.5-coder-0.5b-instruct",
-    "Qwen2.5-Coder-1.5B-Instruct.Q4_K_M.gguf": "qwen2.5-coder-1.5b-instruct",
-}
+MODELS = (
+    "SmolLM2-135M-Instruct.Q4_1.gguf",
+    "Qwen2.5-Coder-0.5B-Instruct.Q4_K_M.gguf",
+    "Qwen2.5-Coder-1.5B-Instruct.Q4_K_M.gguf",
+)
 FRAGMENTS = [
     "Hello", " world", "!", "I'm", " you're", " THEY'LL", " we've", "'d", " 12345", " 3.14159",
     " 1,000,000", " ½ ² ٣", " 😀", "👍🏽", " 👨‍👩‍👧", " café", " naïve", " Ünïcödé", " 中文",
@@ -66,30 +67,29 @@ def test_ids_match_llama_cpp(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
-def test_ids_and_prompts_match_the_converted_tokenizer(name: str) -> None:
-    from companion.llm.light_tokenizer import LightTokenizer
-
+def test_ids_and_prompts_match_the_tokenizer_transformers_builds(name: str) -> None:
+    """transformers' tokenizer of the same file: what its path runs on a GGUF."""
     tok = _open(name)
-    folder = gguf_file(name).parent.parent / MODELS[name]
-    if not (folder / "tokenizer.json").is_file():
-        pytest.skip(f"{folder} is not converted")
-    light = LightTokenizer(folder)
+    transformers = pytest.importorskip("transformers")
+    path = gguf_file(name)
+    full = transformers.AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
     for text in corpus():
         if name.startswith("SmolLM2") and any(c.isnumeric() for c in text):
-            # the converted SmolLM2 folder lost the model's digit splitting ("3.14" ->
-            # "3", ".", "1", "4"); llama.cpp keeps it, and so do we (checked above)
+            # transformers' SmolLM2 tokenizer loses the model's digit splitting ("3.14"
+            # -> "3", ".", "1", "4"); llama.cpp keeps it, and so do we (checked above)
             continue
         ids = tok.encode(text)
-        assert ids == light.encode(text), repr(text)
-        assert tok.decode(ids) == light.decode(ids), repr(text)
+        assert ids == full(text, add_special_tokens=False)["input_ids"], repr(text)
+        assert tok.decode(ids) == full.decode(ids, skip_special_tokens=True), repr(text)
     turns = [
         {"role": "system", "content": "You are Sam. 😀"},
         {"role": "user", "content": "Hi! What's 2+2?"},
         {"role": "assistant", "content": "4."},
         {"role": "user", "content": "Thanks\n\nbye"},
     ]
-    assert tok.render(turns) == light.apply_chat_template(turns)
-    assert tok.encode(tok.render(turns)) == light.encode(light.apply_chat_template(turns))
+    want = full.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+    assert tok.render(turns) == want
+    assert tok.encode(tok.render(turns)) == full(want, add_special_tokens=False)["input_ids"]
 
 
 def test_end_ids_hold_the_end_of_turn_tokens() -> None:

@@ -1,11 +1,10 @@
-"""The light tokenizer gives what transformers' AutoTokenizer gives, on the shipped model."""
+"""The light tokenizer gives what transformers' AutoTokenizer gives, on the shipped
+model's tokenizer saved as a model folder holds it (``tokenizer.json``, chat template)."""
 
 from __future__ import annotations
 
 import pytest
-
-from companion.llm.fetch import fetch_model
-from companion.llm.registry import load_registry
+from gguf_files import safetensors_folder, smol_gguf
 
 pytestmark = pytest.mark.real_model
 
@@ -28,14 +27,15 @@ CHATS = [
 
 
 @pytest.fixture(scope="module")
-def pair() -> tuple[object, object]:
+def pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, object]:
     pytest.importorskip("tokenizers")
     transformers = pytest.importorskip("transformers")
     from companion.llm.light_tokenizer import LightTokenizer
 
-    entry = load_registry().get("smollm2-135m-instruct")
-    assert entry is not None
-    folder = fetch_model(entry, progress=lambda _: None)
+    gguf = smol_gguf()
+    if not gguf.is_file():
+        pytest.skip(f"{gguf} is not downloaded")
+    folder = safetensors_folder(gguf, tmp_path_factory.mktemp("smol"), weights=False)
     return LightTokenizer(folder), transformers.AutoTokenizer.from_pretrained(str(folder))
 
 

@@ -1,16 +1,18 @@
-"""The real default model, SmolLM2-135M-Instruct, through :func:`load_llm`. Greedy only.
+"""The real test model, SmolLM2-135M-Instruct, on the transformers path through
+:func:`load_llm` (``engine="transformers"``: its GGUF dequantized in memory). Greedy only.
 
-The first run fetches and converts the model into ``COMPANION_MODELS`` (about
-100 MB and half a minute); later runs load the converted copy in about a second.
+The GGUF (98 MB) is fetched once into ``COMPANION_MODELS`` if need be; the model
+cache the test loads from holds only a link to it, and nothing more afterwards.
 Run with ``pytest -m real_model``.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from gguf_files import smol_gguf
 
 from companion.llm.loader import load_llm
 from companion.types import GenerationParams, Message
@@ -24,9 +26,33 @@ HELLO = [PERSONA, Message("user", "Hi, I'm Theo. I just moved to Boston for a ne
 
 
 @pytest.fixture(scope="module")
-def llm() -> Iterator[object]:
+def loaded(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, list[str], Path]:
+    """The model, the progress lines of its loading, and the model cache it came from."""
     pytest.importorskip("torch")
-    yield load_llm(MODEL, threads=2, progress=lambda _: None, engine="transformers")
+    gguf = smol_gguf()
+    if not gguf.is_file():
+        pytest.skip(f"{gguf} is not downloaded")
+    cache = tmp_path_factory.mktemp("models")
+    (cache / "gguf").mkdir()
+    (cache / "gguf" / gguf.name).symlink_to(gguf)
+    lines: list[str] = []
+    llm = load_llm(MODEL, threads=2, progress=lines.append, cache=cache, engine="transformers")
+    return llm, lines, cache
+
+
+@pytest.fixture(scope="module")
+def llm(loaded: tuple[object, list[str], Path]) -> object:
+    return loaded[0]
+
+
+def test_the_gguf_is_read_in_memory_and_nothing_is_written(
+    loaded: tuple[object, list[str], Path],
+) -> None:
+    _, lines, cache = loaded
+    files = [p.relative_to(cache).as_posix() for p in sorted(cache.rglob("*"))]
+    assert files == ["gguf", f"gguf/{smol_gguf().name}"]
+    slow = [line for line in lines if "dequantizes the GGUF in memory" in line]
+    assert len(slow) == 1 and "slow" in slow[0]
 
 
 @pytest.fixture(scope="module")

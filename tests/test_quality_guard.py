@@ -1,8 +1,10 @@
 """Quality guard (issue 6, part 5): the fast CPU weights against the full-precision model.
 
-SmolLM2-135M-Instruct, greedy. Over the fixed prompts of
-``tests/data/quality/prompts.toml`` the quantized model must pick the
-reference's token at most positions (teacher-forced, see
+SmolLM2-135M-Instruct, greedy, as a user's own model folder (float32
+safetensors, written from its GGUF into a temporary folder: the transformers
+path quantizes only such folders; registry models run on the GGUF engine). Over
+the fixed prompts of ``tests/data/quality/prompts.toml`` the quantized model
+must pick the reference's token at most positions (teacher-forced, see
 :mod:`companion.llm.quality`), and its perplexity on ``text.txt`` must stay
 within a few percent of the reference's. Thresholds, from ``bench/quality.py
 --model smollm2-135m-instruct --reference fp32 --new-tokens 16``: on the native
@@ -23,12 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from gguf_files import safetensors_folder, smol_gguf
 
 from companion.llm.loader import load_llm
 
 pytestmark = pytest.mark.real_model
 
-MODEL = "smollm2-135m-instruct"
 DATA = Path(__file__).parent / "data" / "quality"
 NEW_TOKENS = 16
 #: Minimum teacher-forced agreement and maximum perplexity ratio per method.
@@ -39,16 +41,28 @@ quality = pytest.importorskip("companion.llm.quality")
 quantize = pytest.importorskip("companion.llm.quantize")
 
 
-def _load(quantize: str) -> Any:
-    return load_llm(
-        MODEL, threads=2, progress=lambda _: None, quantize=quantize, engine="transformers"
-    )
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    gguf = smol_gguf()
+    if not gguf.is_file():
+        pytest.skip(f"{gguf} is not downloaded")
+    return safetensors_folder(gguf, tmp_path_factory.mktemp("SmolLM2-135M-Instruct"))
 
 
 @pytest.fixture(scope="module")
-def reference() -> Any:
-    """The float32 converted copy: bf16 is 4x slower on AVX2 CPUs and itself a rounding of it."""
-    return _load("none")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the quantized copies go (not the test model cache: the folder is new each run)."""
+    return tmp_path_factory.mktemp("cache")
+
+
+def _load(folder: Path, quantize: str, cache: Path) -> Any:
+    return load_llm(str(folder), threads=2, progress=lambda _: None, quantize=quantize, cache=cache)
+
+
+@pytest.fixture(scope="module")
+def reference(folder: Path, cache: Path) -> Any:
+    """The float32 weights: bf16 is 4x slower on AVX2 CPUs and itself a rounding of them."""
+    return _load(folder, "none", cache)
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +89,8 @@ def test_quantized_model_agrees_with_the_full_precision_model(
     continuations: list[Any],
     text: str,
     reference_perplexity: float,
+    folder: Path,
+    cache: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     if kernels == "torch":  # what a CPU without AVX2 or a machine without cc runs
@@ -82,7 +98,7 @@ def test_quantized_model_agrees_with_the_full_precision_model(
 
         monkeypatch.setattr(native, "kernels", lambda: None)
         monkeypatch.setattr(lean, "kernels", lambda: None)
-    llm = _load(method)
+    llm = _load(folder, method, cache)
     assert (llm.lean is not None) == (kernels == "native" and native_available())
     kinds = {kind for _, kind in quantize.iter_quantized_layers(llm.model)}
     assert method in kinds and "int8-embedding" in kinds
@@ -105,19 +121,14 @@ def test_the_reference_is_coherent(reference_perplexity: float) -> None:
     assert 2.0 < reference_perplexity < 30.0
 
 
-def test_auto_picks_the_registry_recommendation_and_a_second_start_reads_the_cache(
-    tmp_path: Path,
+def test_auto_picks_the_cpu_default_and_a_second_start_reads_the_cache(
+    folder: Path, cache: Path, tmp_path: Path
 ) -> None:
-    from companion.llm.fetch import converted_dir
-    from companion.llm.registry import load_registry
-
-    entry = load_registry().get(MODEL)
-    assert entry is not None and entry.cpu_quantize in ("int8", "int4")
-    llm = _load("auto")
-    assert entry.cpu_quantize in {k for _, k in quantize.iter_quantized_layers(llm.model)}
-    folder = converted_dir(entry)  # loaded above, so fetched and converted
-    first, built = quantize.load_quantized(folder, entry.cpu_quantize, cache=tmp_path)
-    second, built_again = quantize.load_quantized(folder, entry.cpu_quantize, cache=tmp_path)
+    method = quantize.CPU_DEFAULT
+    llm = _load(folder, "auto", cache)
+    assert method in {k for _, k in quantize.iter_quantized_layers(llm.model)}
+    first, built = quantize.load_quantized(folder, method, cache=tmp_path)
+    second, built_again = quantize.load_quantized(folder, method, cache=tmp_path)
     assert built and not built_again
     ids = torch.tensor([[1, 2, 3, 4, 5]])
     with torch.inference_mode():

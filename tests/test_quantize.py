@@ -12,8 +12,7 @@ torch = pytest.importorskip("torch")
 quantize = pytest.importorskip("companion.llm.quantize")
 
 
-def test_auto_is_the_recommendation_on_the_cpu_and_full_precision_on_a_gpu() -> None:
-    assert quantize.resolve_method("auto", device="cpu", recommended="int4") == "int4"
+def test_auto_is_int8_on_the_cpu_and_full_precision_on_a_gpu() -> None:
     assert quantize.resolve_method("auto", device="cpu") == quantize.CPU_DEFAULT
     assert quantize.resolve_method("auto", device="cuda") == "none"
     assert quantize.resolve_method("none", device="cuda") == "none"

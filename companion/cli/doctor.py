@@ -3,8 +3,9 @@
 Each check reports ``ok``, ``warn`` (an optional part is missing: voice, a
 second backend) or ``fail`` (text chat cannot work). The exit status is 0 when
 nothing failed, 1 otherwise. Nothing heavy is loaded: the language model is
-located, not loaded, and package versions are read from their metadata; only
-the speech engines are started, to prove they can say a word.
+located (a GGUF's header is read), not loaded, and package versions are read
+from their metadata; only the speech engines are started, to prove they can say
+a word.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from companion.errors import CompanionError
 from companion.paths import data_dir
 
 if TYPE_CHECKING:
+    from companion.llm.loader import ModelSource
     from companion.voice.base import TTS
 
 Status = Literal["ok", "warn", "fail"]
@@ -171,7 +173,6 @@ def _model(config: Config) -> Check:
             return Check("model", "fail", f"{spec}: needs httpx (pip install 'companion[serve]')")
         return Check("model", "ok", f"{spec}: remote, not contacted")
     from companion.errors import ModelNotFoundError
-    from companion.llm.fetch import converted_dir, is_converted
     from companion.llm.loader import resolve
     from companion.llm.registry import load_registry
 
@@ -182,25 +183,55 @@ def _model(config: Config) -> Check:
     if source.kind == "fake":
         return Check("model", "ok", "fake: scripted replies, no model")
     torch, transformers = _version("torch"), _version("transformers")
-    if torch is None or transformers is None:
+    backend = (f"torch {torch}, transformers {transformers}" if torch and transformers
+               else None)
+    if source.kind in ("registry", "gguf"):
+        return _gguf_model(spec, source, config.engine, backend)
+    if backend is None:
         return Check("model", "fail", f"{spec}: torch and transformers are not installed "
                                       "(pip install 'companion[llm]')")
-    backend = f"torch {torch}, transformers {transformers}"
-    if source.kind == "registry" and source.entry is not None:
-        folder = converted_dir(source.entry)
-        if not is_converted(folder):
-            return Check("model", "fail", f"{spec}: not downloaded yet: run "
-                                          f"`companion models fetch {spec}` (once, online)")
-        return Check("model", "ok", f"{spec}: converted at {folder}; {backend}")
     if source.kind == "hub":
         return Check("model", "warn", f"{spec}: a hub id, downloaded on first use unless in "
                                       f"the Hugging Face cache; {backend}")
     return Check("model", "ok", f"{spec}: {source.kind} {source.path}; {backend}")
 
 
+def _gguf_model(spec: str, source: ModelSource, engine: str, backend: str | None) -> Check:
+    """A registry model or a .gguf file: its GGUF is there (a registry one, verified),
+    and the engine that will run it (the header is read, not the weights)."""
+    from companion.errors import ModelError
+    from companion.llm.fetch import gguf_path, has_gguf
+    from companion.llm.gguf.reader import GGUFFile
+
+    if source.entry is not None:
+        path = gguf_path(source.entry)
+        if not has_gguf(source.entry):
+            return Check("model", "fail", f"{spec}: not downloaded yet: run "
+                                          f"`companion models fetch {spec}` (once, online)")
+        where = f"{path} (its SHA-256 checked when fetched)"
+    else:
+        assert source.path is not None
+        path, where = source.path, str(source.path)
+    slow = "transformers, dequantizing it in memory (slow)"
+    if engine == "transformers":
+        if backend is None:
+            return Check("model", "fail", f"{spec}: engine = transformers needs torch and "
+                                          "transformers (pip install 'companion[llm]')")
+        return Check("model", "ok", f"{spec}: {where}; runs on {slow}; {backend}")
+    try:
+        arch = GGUFFile.open(path).hparams.architecture
+    except ModelError as exc:
+        if engine == "gguf" or backend is None:
+            return Check("model", "fail", f"{spec}: the GGUF engine cannot run it ({exc})")
+        return Check("model", "warn", f"{spec}: the GGUF engine cannot run it ({exc}); "
+                                      f"runs on {slow}; {backend}")
+    return Check("model", "ok", f"{spec}: {where}; runs on the GGUF engine ({arch})")
+
+
 def _kernels() -> Check:
     if not _installed("torch"):
-        return Check("kernels", "warn", "torch is not installed: no local model")
+        return Check("kernels", "warn", "torch is not installed: no transformers path "
+                                        "(the GGUF engine needs neither)")
     from companion.llm.native import describe
 
     ok, detail = describe()

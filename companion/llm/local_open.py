@@ -4,7 +4,8 @@
 tries :func:`open_lean` first (a quantized Llama/Qwen2 copy already built, the
 native kernels available: no transformers import at all, see
 :mod:`companion.llm.lean`) and otherwise :func:`open_transformers`, which loads
-the transformers model (building the quantized copy on the first start).
+the transformers model (building the quantized copy on the first start), from a
+folder, a hub id or a GGUF file read in memory.
 """
 
 from __future__ import annotations
@@ -107,6 +108,10 @@ def open_transformers(
     hf_logging.disable_progress_bar()
     try:
         tokenizer: Any = AutoTokenizer.from_pretrained(str(source), **kwargs)
+        if not tokenizer.chat_template and gguf_file is not None:
+            tokenizer.chat_template = gguf_chat_template(Path(source) / gguf_file)
+        if not tokenizer.chat_template:  # before the weights: a GGUF's take long to read
+            raise ModelError(f"{source} has no chat template; it is not a chat model")
         if method != "none" and folder is not None:
             from companion.llm.quantize import load_quantized
             from companion.paths import models_dir
@@ -120,19 +125,40 @@ def open_transformers(
             hf_logging.enable_progress_bar()
     model.to(device)
     model.eval()
-    if not tokenizer.chat_template:
-        raise ModelError(f"{source} has no chat template; it is not a chat model")
     return cls(model, tokenizer, name=name, threads=threads, reuse_prefix=reuse_prefix)
 
 
-def quantize_method(
-    quantize: str, cpu_quantize: str | None, device: str, folder: Path | None
-) -> Method:
+def gguf_chat_template(path: Path) -> str | None:
+    """The chat template in the GGUF file's metadata (``tokenizer.chat_template``), or None.
+
+    transformers does not carry it over into every tokenizer it builds from a
+    GGUF. The header is read by the GGUF engine's own parser, whatever the
+    architecture: ``gguf.GGUFReader`` would build a numpy view of every token
+    and merge first (seconds and 0.5 GB for Qwen2.5's vocabulary).
+    """
+    import mmap
+
+    from companion.llm.gguf.reader import _parse_header  # the header alone, unvalidated
+
+    try:
+        with path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            view = memoryview(mm)
+            try:
+                metadata = _parse_header(view, path)[0]
+            finally:
+                view.release()
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{path}: cannot read the file ({exc})") from exc
+    template = metadata.get("tokenizer.chat_template")
+    return template if isinstance(template, str) and template else None
+
+
+def quantize_method(quantize: str, device: str, folder: Path | None) -> Method:
     """The weights to load: "none", "int8" or "int4" (see :func:`quantize.resolve_method`)."""
     from companion.llm.quantize import resolve_method
 
     local = folder is not None and folder.is_dir() and any(folder.glob("*.safetensors"))
-    method = resolve_method(quantize, device=device.split(":")[0], recommended=cpu_quantize)
+    method = resolve_method(quantize, device=device.split(":")[0])
     if method != "none" and not local:
         if quantize == "auto":
             return "none"

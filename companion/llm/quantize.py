@@ -1,7 +1,7 @@
 """Low-bit weights for the CPU: int8 or int4 linear layers, cached on disk.
 
 Decoding one token reads every weight once, so on a CPU its speed is set by the
-bytes of weights read. The converted models are float32; this module replaces
+bytes of weights read. A folder's weights are float32; this module replaces
 each ``nn.Linear`` (the tied output layer included) with one that keeps
 
 - ``int8``: one signed byte per weight and a scale per output row;
@@ -61,20 +61,16 @@ _ROWS = 4096
 CPU_DEFAULT: Method = "int8"
 
 
-def resolve_method(requested: str, *, device: str, recommended: str | None = None) -> Method:
-    """The method to use: ``requested``, or for "auto" the CPU recommendation.
-
-    "auto" means full precision on a GPU (these kernels are CPU kernels) and on
-    the CPU the registry's ``cpu_quantize`` for the model, else :data:`CPU_DEFAULT`.
-    """
+def resolve_method(requested: str, *, device: str) -> Method:
+    """The method to use: ``requested``, or for "auto" full precision on a GPU
+    (these kernels are CPU kernels) and :data:`CPU_DEFAULT` on the CPU."""
     if requested not in CHOICES:
         raise ModelError(f"quantize must be one of {', '.join(CHOICES)}, not {requested!r}")
     on_cpu = device == "cpu"
     if requested == "auto":
         if not on_cpu:
             return "none"
-        choice = recommended or CPU_DEFAULT
-        return choice if choice in ("none", "int8", "int4") else CPU_DEFAULT  # type: ignore[return-value]
+        return CPU_DEFAULT
     if requested != "none" and not on_cpu:
         raise ModelError(f"{requested} weights are for the CPU; use quantize='none' on {device}")
     return requested  # type: ignore[return-value]

@@ -2,8 +2,10 @@
 
 The registry is package data (``models/registry.toml``). Each model is a GGUF
 file shipped inside one or more PyPI wheels; an entry says which wheels, which
-file inside each, and the size and SHA-256 of the assembled file. Parsing is
-pure: :func:`parse_registry` takes the TOML text and returns frozen entries.
+file inside each, and the size and SHA-256 of the assembled file; optionally a
+smaller model of the same registry that drafts for it (speculative decoding).
+Parsing is pure: :func:`parse_registry` takes the TOML text and returns frozen
+entries.
 """
 
 from __future__ import annotations
@@ -49,9 +51,9 @@ class ModelEntry:
     size: int
     sha256: str
     parts: tuple[WheelPart, ...]
-    #: Weights recommended for the transformers backend on the CPU ("none",
-    #: "int8" or "int4"; what ``quantize="auto"`` picks), or None for its default.
-    cpu_quantize: str | None = None
+    #: Another entry of the same registry, of the same vocabulary, that drafts for
+    #: this one when the ``draft`` setting is "auto" (:func:`companion.llm.loader.load_llm`).
+    draft: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,9 +93,17 @@ def parse_registry(text: str, *, source: str = "registry.toml") -> Registry:
     if not isinstance(models, dict) or not models:
         raise ConfigError("no [models.NAME] tables", path=source)
     entries = tuple(_entry(name, table, source) for name, table in models.items())
+    names = {e.name for e in entries}
     default = data.get("default", entries[0].name)
-    if default not in {e.name for e in entries}:
+    if default not in names:
         raise ConfigError(f"default model {default!r} is not in [models]", path=source)
+    for e in entries:
+        if e.draft is not None and (e.draft == e.name or e.draft not in names):
+            raise ConfigError(
+                f"model {e.name!r}: 'draft' must name another model of this registry, "
+                f"not {e.draft!r}",
+                path=source,
+            )
     return Registry(default=default, models=entries)
 
 
@@ -126,9 +136,9 @@ def _entry(name: str, table: Any, source: str) -> ModelEntry:
         ):
             raise fail(f"part {i} needs 'package', 'version' and 'member' strings")
         parts.append(WheelPart(part["package"], part["version"], part["member"]))
-    cpu_quantize = table.get("cpu_quantize")
-    if cpu_quantize is not None and cpu_quantize not in ("none", "int8", "int4"):
-        raise fail('\'cpu_quantize\' must be "none", "int8" or "int4"')
+    draft = table.get("draft")
+    if draft is not None and (not isinstance(draft, str) or not draft):
+        raise fail("'draft' must be the name of another model")
     file = text("file")
     if "/" in file or "\\" in file or file.startswith("."):
         raise fail("'file' must be a plain file name")
@@ -142,5 +152,5 @@ def _entry(name: str, table: Any, source: str) -> ModelEntry:
         size=size,
         sha256=sha256,
         parts=tuple(parts),
-        cpu_quantize=cpu_quantize,
+        draft=draft,
     )

@@ -138,7 +138,6 @@ class TransformersLLM:
         device: str | None = None,
         reuse_prefix: bool = True,
         quantize: str = "auto",
-        cpu_quantize: str | None = None,
         cache: Path | None = None,
     ) -> TransformersLLM:
         """Load a model folder, a hub id (from the local cache unless told otherwise) or a GGUF.
@@ -146,11 +145,12 @@ class TransformersLLM:
         ``device`` defaults to CUDA when torch has it (in bfloat16), else the CPU
         (in float32, the fastest CPU dtype without native bfloat16 support).
         ``quantize`` ("auto", "none", "int8", "int4") picks low-bit weights for the
-        CPU (see :mod:`companion.llm.quantize`); "auto" is ``cpu_quantize`` (the
-        registry's recommendation) or int8 on the CPU and "none" on a GPU. Only a
-        local folder of safetensors is quantized (a hub id or GGUF file under
-        "auto" loads in full precision); the quantized copy is cached under
-        ``cache`` (default: :func:`companion.paths.models_dir`).
+        CPU (see :mod:`companion.llm.quantize`); "auto" is int8 on the CPU and
+        "none" on a GPU. Only a local folder of safetensors is quantized (a hub id
+        or a GGUF file, which ``gguf_file`` names in the folder ``source`` and which
+        is dequantized in memory, loads in full precision under "auto"); the
+        quantized copy is cached under ``cache`` (default:
+        :func:`companion.paths.models_dir`).
         Raises :class:`ModelError` when torch or transformers is missing or the
         model has no chat template, and transformers' own ``OSError`` when the files
         cannot be found, so that a caller can try the next place.
@@ -168,7 +168,7 @@ class TransformersLLM:
         from companion.llm.local_open import open_lean, open_transformers, quantize_method
 
         folder = Path(source) if gguf_file is None else None
-        method = quantize_method(quantize, cpu_quantize, device, folder)
+        method = quantize_method(quantize, device, folder)
         name = name or Path(str(source)).name
         llm: TransformersLLM | None = None
         if device == "cpu" and method != "none" and folder is not None:
