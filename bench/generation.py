@@ -129,6 +129,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="threads; a list such as 2,1 for --baseline (other modes use the first)",
     )
     parser.add_argument("--new-tokens", type=int, default=128)
+    parser.add_argument(
+        "--prompt-tokens", type=int, default=0,
+        help="with --baseline: a prompt of about this many tokens (a diary read to her) "
+        "instead of the short story request, to time prompt reading",
+    )
     parser.add_argument("--turns", type=int, default=20)
     parser.add_argument("--reply-tokens", type=int, default=48, help="per simulated reply")
     parser.add_argument("--repeat", type=int, default=3)
@@ -295,7 +300,7 @@ def _timed_stream(
     return {
         "ttft_s": first - start,
         "tokens": n,
-        "tok_s": (n - 1) / (last - first) if n > 1 else 0.0,
+        "tok_s": (n - 1) / (last - first) if n > 1 and last > first else 0.0,
         "text": "".join(chunks),
     }
 
@@ -333,7 +338,7 @@ def _timed_generate(
     return {
         "ttft_s": first - start,
         "tokens": n,
-        "tok_s": (n - 1) / (last - first) if n > 1 else 0.0,
+        "tok_s": (n - 1) / (last - first) if n > 1 and last > first else 0.0,
     }
 
 
@@ -468,6 +473,7 @@ def _baseline(args: argparse.Namespace) -> int:
             cmd = [
                 sys.executable, __file__, "--child-engine", engine, "--model", args.model,
                 "--threads", str(threads), "--new-tokens", str(args.new_tokens),
+                "--prompt-tokens", str(args.prompt_tokens),
                 "--repeat", str(args.repeat), "--busy", str(args.busy),
             ]  # fmt: skip
             if args.quantize:
@@ -520,17 +526,18 @@ def _child_engine(args: argparse.Namespace) -> int:
         note += "weights: " + "+".join(sorted(linear))
     load_s = time.perf_counter() - imported
     llm.reuse_prefix = False  # every run prefills the whole prompt
-    _timed_stream(llm, STORY, GenerationParams(max_tokens=8, temperature=0.0))  # warm-up
+    story = _long_prompt(llm, args.prompt_tokens) if args.prompt_tokens else STORY
+    _timed_stream(llm, story, GenerationParams(max_tokens=8, temperature=0.0))  # warm-up
     params = GenerationParams(max_tokens=args.new_tokens, temperature=0.0)
     with _neighbours(args.busy):
-        runs = [_timed_stream(llm, STORY, params) for _ in range(args.repeat)]
+        runs = [_timed_stream(llm, story, params) for _ in range(args.repeat)]
     row = {
         "engine": args.child_engine,
         "threads": threads,
         "busy": args.busy,
         "import_s": imported - started,
         "load_s": load_s,
-        "prompt_tokens": len(llm.prompt_ids(STORY)),
+        "prompt_tokens": len(llm.prompt_ids(story)),
         "ttft_s": statistics.median(r["ttft_s"] for r in runs),
         "tok_s": statistics.median(r["tok_s"] for r in runs),
         "tokens": runs[0]["tokens"],
@@ -540,6 +547,34 @@ def _child_engine(args: argparse.Namespace) -> int:
     }
     print(json.dumps(row))
     return 0
+
+
+DIARY = [
+    "Monday I woke up early and walked Biscuit along the river before work.",
+    "The night shift was quiet until two, then three patients came in at once.",
+    "Amy called from Chicago; her new apartment has a tiny kitchen and a huge window.",
+    "On Tuesday I tried the bakery on Hanover Street and bought far too many rolls.",
+    "My manager asked whether I would train the two new nurses next month.",
+    "Wednesday it snowed, and Biscuit refused to go further than the corner.",
+    "I finished the book about the lighthouse keeper and cried at the ending.",
+    "Thursday I forgot my badge and had to wait twenty minutes at the front desk.",
+    "Dad sent a photo of his tomatoes, which somehow survived the first frost.",
+    "Friday night we had a power cut and I played cards by candlelight with the neighbours.",
+    "Saturday I slept until noon, then cleaned the whole flat and felt very proud.",
+    "Sunday I cooked soup for the week and thought about learning the guitar again.",
+]
+
+
+def _long_prompt(llm: Backend, tokens: int) -> list[Message]:
+    """STORY's persona and a diary read to her, of at least ``tokens`` prompt tokens
+    (the same text for every engine: they share the GGUF's tokenizer)."""
+    lines: list[str] = []
+    while True:
+        lines.append(DIARY[len(lines) % len(DIARY)])
+        messages = [STORY[0], Message("user", "Here is my week. " + " ".join(lines)
+                                      + " What do you make of it?")]
+        if len(llm.prompt_ids(messages)) >= tokens:
+            return messages
 
 
 @contextlib.contextmanager
