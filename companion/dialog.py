@@ -69,16 +69,11 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _latest_notes(prompt: Prompt) -> str:
-    """The system messages after her last reply in ``prompt`` (never the persona's
-    system prompt, the first message): this turn's notes."""
-    notes: list[str] = []
-    for message in reversed(prompt.messages[1:]):
-        if message.role == "assistant":
-            break
-        if message.role == "system":
-            notes.append(message.content)
-    return "\n".join(reversed(notes))
+def _window_notes(prompt: Prompt) -> str:
+    """Every private note in ``prompt`` (the system messages after the persona's
+    system prompt): this turn's, and the earlier ones still in the window, whose
+    mood or clock lines she could read aloud as well ("You feel warm and curious")."""
+    return "\n".join(m.content for m in prompt.messages[1:] if m.role == "system")
 
 
 def _forgot(removed: list[MemoryItem]) -> str:
@@ -571,7 +566,7 @@ class Companion:
             user_name=names["user"] if names["user"] != self.user else "",
             wrong_time=wrong_time,
             fallback=fallback,
-            note=_latest_notes(prompt),
+            note=_window_notes(prompt),
         )
         outcome = self.last_guard = GuardOutcome()
         chunks = guarded(stream, context, outcome)

@@ -33,6 +33,10 @@ ISSUE = [
      "2026-12-08T19:00", None),
     ("I have a dentist appointment next Tuesday at 3pm", "plan", "dentist appointment",
      "2026-12-15T15:00", None),
+    ("I also have a dentist appointment on Thursday at 3pm", "plan", "dentist appointment",
+     "2026-12-10T15:00", None),
+    ("we still need to pick up the cake on Saturday at 10", "plan", "pick up the cake",
+     "2026-12-12T10:00", None),
     ("my sister arrives Friday evening", "plan", "your sister arrives", "2026-12-11T19:00", None),
     ("remind me on the first of every month to pay rent", "reminder", "pay rent",
      "2027-01-01T09:00", "FREQ=MONTHLY;BYMONTHDAY=1"),
@@ -73,6 +77,7 @@ def test_a_plan_with_only_a_day_is_all_day() -> None:
     "That song reminds me of my dad", "Remind me what we talked about yesterday",
     "Are you free tomorrow at 6?", "my birthday was on the 3rd", "I'm so tired today",
     "They always remind me to slow down", "don't remind me about work tomorrow",
+    "I also had a dentist appointment on Monday", "I just have a question about yesterday",
 ])
 def test_ordinary_statements_make_nothing(text: str) -> None:
     assert find_item(text, NOW) is None

@@ -333,3 +333,24 @@ def test_a_returning_greeting_that_reads_its_instructions_aloud_is_sampled_again
     assert "Greet Theo by name" not in greeting
     assert "How are the bees?" in greeting
     assert again.last_guard is not None and "note" in again.last_guard.problems
+
+
+def test_a_reply_reading_an_earlier_note_aloud_is_sampled_again(tmp_path) -> None:
+    """Her mood line is written into a note only when it changes; a later reply
+    that reads it back ("You feel warm and curious right now.") is still a note
+    read aloud."""
+    from companion.testing import FakeClock, FakeLLM, open_test_companion
+
+    llm = FakeLLM(["Hello Theo."])
+    c = open_test_companion(tmp_path, llm=llm, clock=FakeClock(), user="theo")
+    c.say("Hi, I'm Theo.").text()
+    first_notes = [m.content for m in llm.calls[0][1:] if m.role == "system"]
+    mood = next(line for note in first_notes for line in note.splitlines()
+                if line.startswith("You feel "))
+    llm.enqueue(f" {mood}", " Simple things are restful. What did you delete?")
+    reply = c.say("I spent the day deleting old code.").text()
+    last_notes = [m.content for m in llm.calls[-1][1:] if m.role == "system"]
+    assert mood not in last_notes[-1]  # not this turn's note: an earlier one
+    assert mood not in reply
+    assert "What did you delete?" in reply
+    assert c.last_guard is not None and "note" in c.last_guard.problems

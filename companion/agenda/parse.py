@@ -163,12 +163,15 @@ _NOT_ING = [
     "also",
     "not",
 ]
+#: A word that may stand between "I" and the verb: "I also have...", "we still need to...".
+_ADV = r"(?:\s+(?:also|still|just|really|actually|finally|now|then|already|both|all))?"
 _PLANS: list[tuple[str, re.Pattern[str]]] = [
     (kind, re.compile(pattern, _I))
     for kind, pattern in [
         (
             "have",
-            rf"(?:\b(?:i|we)\s*(?:'ve\s+got|\s+have\s+got|\s+have|\s+got|'ve)|^\s*got)\s+"
+            rf"(?:\b(?:i|we)\s*(?:'ve\s+got|'ve)|\b(?:i|we){_ADV}\s+(?:have\s+got|have|got)"
+            rf"|^\s*got)\s+"
             rf"(?P<what>(?:{_DET}\s+)?(?!(?:to|been|had|got|done|no|nothing|fun|time|"
             r"plans?|lots?|so|too|a\s+lot|all|any|never|always)\b)[a-z][\w'-]*\b.*)",
         ),
@@ -180,14 +183,14 @@ _PLANS: list[tuple[str, re.Pattern[str]]] = [
         ("off", r"\b(?:i'?m|i\s+am|we'?re|we\s+are|im)\s+(?P<what>off\s+to\s+.+)"),
         (
             "will",
-            r"\b(?:i|we)(?:'ll|\s+will|\s+shall|\s+need\s+to|\s+have\s+to|\s+must|"
-            r"\s+plan\s+to|\s+intend\s+to|'ve\s+got\s+to|\s+gotta|\s+got\s+to)\s+"
+            rf"\b(?:i|we)(?:'ll|'ve\s+got\s+to|{_ADV}\s+(?:will|shall|need\s+to|have\s+to|"
+            r"must|plan\s+to|intend\s+to|gotta|got\s+to))\s+"
             r"(?P<what>.+)",
         ),
         ("ing", r"\b(?:i'?m|i\s+am|we'?re|we\s+are|im)\s+(?P<what>(?P<verb>[a-z]+ing)\b.*)"),
         (
             "present",
-            r"\b(?:i|we)\s+(?P<what>(?:fly|leave|start|head|move|travel|meet|visit|"
+            rf"\b(?:i|we){_ADV}\s+(?P<what>(?:fly|leave|start|head|move|travel|meet|visit|"
             r"arrive|begin|return|graduate|present|perform|interview|check\s+in|"
             r"go\s+(?:in|back|to)|get\s+(?:back|married))\b.*)",
         ),
