@@ -20,6 +20,8 @@ _QUESTION = re.compile(
     r"|\bwhat\s+(?:do\s+i\s+have|have\s+i\s+got|am\s+i\s+doing)\s+"
     rf"(?:(?:on|planned|scheduled|coming\s+up)\s+)?(?:for\s+)?{_SPAN}"
     r"|\bwhat\s+(?:do\s+i\s+have|have\s+i\s+got)\s+(?:planned|scheduled|coming\s+up)\b"
+    r"|\bwhat\s+(?:do\s+i\s+have|have\s+i\s+got|is\s+there|'s\s+there)\s+(?:on|in)\s+my\s+"
+    r"(?:agenda|schedule|calendar|diary|plate)\b"
     r"|\bany\s+reminders\b"
     r"|\b(?:show\s+(?:me\s+)?my|list\s+my|read\s+me\s+my)\s+(?:reminders|agenda|schedule|plans)\b"
     rf"|\bam\s+i\s+(?:busy|free)\s+{_SPAN}"
