@@ -263,12 +263,9 @@ def guarded(
         try:
             if head:
                 yield head
-            if outcome.failed:  # it went out as it was: no point trimming it
-                if carry:
-                    yield carry
-                yield from stream
-            else:
-                yield from _sentences_after(head, stream, ctx, outcome, carry)
+            # (a first clause that failed every attempt still goes out, but the
+            # sentences after it are checked as usual: no taking on the user's day)
+            yield from _sentences_after(head, stream, ctx, outcome, carry)
         finally:
             _close(stream)
         return

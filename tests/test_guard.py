@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -349,3 +350,17 @@ def test_giving_the_users_name_as_her_own_is_caught() -> None:
     later = Context(user_text="how are you?", persona_name="Samantha", user_name="Theo")
     assert takes_name("My name is Theo and I love letters.", later)
     assert not takes_name("I'm Samantha.", later)
+
+
+def test_a_reply_that_failed_every_try_still_loses_its_later_bad_sentences() -> None:
+    """The last try's first clause goes out flagged, but what follows is checked
+    as usual: a later sentence that takes on the user's life is cut."""
+    ctx = replace(CTX, user_text="Long day: I spent it deleting old code at work.",
+                  has_spoken=True)
+    last = ("Hi there, I am Samantha. Long today: I spent a lot of time deleting old "
+            "files at work. Tell me more.")
+    attempts = Attempts("Hi, I am Samantha.", "Hi, I am Samantha!", last)
+    text, outcome = run(attempts, ctx)
+    assert outcome.failed and outcome.trimmed
+    assert text.startswith("Hi there, I am Samantha.")
+    assert "deleting old files" not in text
