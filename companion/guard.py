@@ -30,6 +30,7 @@ from companion.replycheck import (
     introduces_herself,
     longest_run,
     repeats,
+    sentences,
     words,
 )
 
@@ -90,7 +91,8 @@ def problem(clause: str, ctx: Context) -> str | None:
         return "echo"
     if ctx.has_spoken and introduces_herself(clause, ctx.persona_name):
         return "identity"
-    if takes_on(w, user, 3) or takes_name(clause, ctx):
+    # sentence by sentence: "...since I deleted old code. How about you?" is hers
+    if any(takes_on(words(s), user, 3) for s in sentences(clause)) or takes_name(clause, ctx):
         return "identity"
     if repeats(clause, 3):
         return "loop"

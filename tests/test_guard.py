@@ -364,3 +364,11 @@ def test_a_reply_that_failed_every_try_still_loses_its_later_bad_sentences() -> 
     assert outcome.failed and outcome.trimmed
     assert text.startswith("Hi there, I am Samantha.")
     assert "deleting old files" not in text
+
+
+def test_taking_on_is_judged_within_a_sentence() -> None:
+    """A "you" in the next sentence does not excuse "I deleted old code"."""
+    ctx = replace(CTX, user_text="Long day: I spent it deleting old code at work.")
+    assert problem("Hey Theo! It's been a while since I deleted old code. How about you?",
+                   ctx) == "identity"
+    assert problem("Deleting old code sounds oddly satisfying. What was it for?", ctx) is None
