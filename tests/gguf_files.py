@@ -7,11 +7,15 @@ folder made from one, for the tests of the transformers path on a user's folder.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from companion.errors import CompanionError
 from companion.llm.fetch import fetch_gguf
 from companion.llm.registry import load_registry
 from companion.paths import models_dir
+
+if TYPE_CHECKING:
+    from companion.llm.gguf.backend import GGUFBackend
 
 GGUF_DIRS = [models_dir() / "gguf", Path.home() / ".cache" / "companion" / "models" / "gguf"]
 SMOL_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -63,3 +67,38 @@ def safetensors_folder(gguf: Path, dest: Path, *, weights: bool = True) -> Path:
             quantizer.remove_quantization_config(model)
         model.save_pretrained(str(dest))
     return dest
+
+
+def smol_backend(**kwargs: object) -> GGUFBackend:
+    """SmolLM2 on the GGUF engine, 2 threads; a skip when the file is not
+    downloaded or the kernels cannot be built here."""
+    import pytest
+
+    from companion.errors import ModelError
+    from companion.llm.gguf.backend import GGUFBackend
+
+    path = smol_gguf()
+    if not path.is_file():
+        pytest.skip(f"{path} is not downloaded")
+    try:
+        return GGUFBackend(path, threads=2, **kwargs)  # type: ignore[arg-type]
+    except ModelError as exc:
+        if "kernels" in str(exc):
+            pytest.skip(str(exc))
+        raise
+
+
+def foreign_gguf(path: Path, *, arch: str = "gemma", template: str | None = None) -> Path:
+    """A GGUF of an architecture the GGUF engine does not run: a header, a block
+    count, optionally a chat template, and no tensors."""
+    import gguf
+
+    writer = gguf.GGUFWriter(str(path), arch)
+    writer.add_block_count(1)
+    if template is not None:
+        writer.add_chat_template(template)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path

@@ -128,14 +128,10 @@ def test_doctor_checks_a_registry_model_by_its_gguf(
 def test_doctor_says_which_gguf_goes_to_transformers(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    gguf = pytest.importorskip("gguf")
-    path = tmp_path / "gemma.gguf"
-    writer = gguf.GGUFWriter(str(path), "gemma")
-    writer.add_block_count(1)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    pytest.importorskip("gguf")
+    from gguf_files import foreign_gguf
+
+    path = foreign_gguf(tmp_path / "gemma.gguf")
     _, checks = report(capsys, "--model", str(path))
     status, detail = checks["model"].split(" ", 1)
     assert detail.startswith(f"{path}: the GGUF engine cannot run it (")

@@ -16,7 +16,7 @@ from companion.llm.gguf.backend import GGUFBackend, open_gguf_engine
 from companion.llm.loader import load_llm
 from companion.paths import models_dir
 from companion.types import GenerationParams, Message
-from tests.gguf_files import smol_gguf
+from tests.gguf_files import foreign_gguf, smol_backend, smol_gguf
 
 GREEDY = GenerationParams(max_tokens=24, temperature=0.0)
 PERSONA = Message("system", "You are Samantha, a warm and curious companion. Reply briefly.")
@@ -25,14 +25,7 @@ SMOL = smol_gguf()
 
 
 def _open(**kwargs: object) -> GGUFBackend:
-    if not SMOL.is_file():
-        pytest.skip(f"{SMOL} is not downloaded")
-    try:
-        return GGUFBackend(SMOL, threads=2, **kwargs)  # type: ignore[arg-type]
-    except ModelError as exc:
-        if "kernels" in str(exc):
-            pytest.skip(str(exc))
-        raise
+    return smol_backend(**kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -113,15 +106,7 @@ def test_load_llm_runs_a_gguf_file_without_conversion(tmp_path: Path) -> None:
 
 
 def test_an_unsupported_gguf_falls_back_with_one_line(tmp_path: Path) -> None:
-    import gguf
-
-    path = tmp_path / "gemma.gguf"
-    w = gguf.GGUFWriter(str(path), "gemma")
-    w.add_block_count(1)
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
+    path = foreign_gguf(tmp_path / "gemma.gguf")
     notices: list[str] = []
     assert open_gguf_engine(path, name="gemma", threads=1, notice=notices.append) is None
     assert len(notices) == 1 and "\n" not in notices[0]

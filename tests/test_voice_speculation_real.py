@@ -16,10 +16,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from gguf_files import smol_gguf
+from gguf_files import smol_backend
 
 from companion.dialog import Companion
-from companion.errors import ModelError
 from companion.llm.gguf.backend import GGUFBackend
 from companion.llm.textstream import common_prefix_length
 from companion.testing import FakeClock
@@ -27,7 +26,6 @@ from companion.voice.speculate import Speculator
 
 pytestmark = pytest.mark.real_model
 
-SMOL = smol_gguf()
 #: Two turns, each spoken with a pause after its first words (the partial transcript).
 TURNS = [
     ("Hi, I'm Theo.", "Hi, I'm Theo. I just moved to Boston for a new job as a nurse."),
@@ -36,14 +34,7 @@ TURNS = [
 
 
 def _backend(**kwargs: object) -> GGUFBackend:
-    if not SMOL.is_file():
-        pytest.skip(f"{SMOL} is not downloaded")
-    try:
-        return GGUFBackend(SMOL, threads=2, **kwargs)  # type: ignore[arg-type]
-    except ModelError as exc:
-        if "kernels" in str(exc):
-            pytest.skip(str(exc))
-        raise
+    return smol_backend(**kwargs)
 
 
 def _open(llm: GGUFBackend, home: Path) -> Companion:
