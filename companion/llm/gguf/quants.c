@@ -527,8 +527,12 @@ static GK_INLINE void dot_q4_K_n(const uint8_t *w, int64_t nb, const act_t *a, i
         const __m256i sm = k4_scales_mins(w + 4);
         const __m128i sc = _mm256_castsi256_si128(sm);
         const __m256i scales = _mm256_set_m128i(sc, sc);
+        /* two chains of integer sums (low and high nibbles), so that the adds of
+         * one block overlap instead of waiting on each other; exact integers, so
+         * the result does not depend on it */
+        __m256i sumh[NT_MAX];
         for (int u = 0; u < nt; u++)
-            sumi[u] = _mm256_setzero_si256();
+            sumi[u] = sumh[u] = _mm256_setzero_si256();
         for (int j = 0; j < 4; j++) {
             const __m256i bits = _mm256_loadu_si256((const __m256i *)(w + 16 + 32 * j));
             const __m256i lo = _mm256_and_si256(bits, m4);
@@ -538,9 +542,11 @@ static GK_INLINE void dot_q4_K_n(const uint8_t *w, int64_t nb, const act_t *a, i
             for (int u = 0; u < nt; u++) {
                 const int64_t o = i * QKK + 64 * j;
                 sumi[u] = DPWSSD(sumi[u], sl, _mm256_maddubs_epi16(lo, Y32(u, o)));
-                sumi[u] = DPWSSD(sumi[u], sh, _mm256_maddubs_epi16(hi, Y32(u, o + 32)));
+                sumh[u] = DPWSSD(sumh[u], sh, _mm256_maddubs_epi16(hi, Y32(u, o + 32)));
             }
         }
+        for (int u = 0; u < nt; u++)
+            sumi[u] = _mm256_add_epi32(sumi[u], sumh[u]);
         K_BLOCK_END(dw, dmin, _mm256_extracti128_si256(sm, 1))
     }
     for (int u = 0; u < nt; u++)
@@ -558,8 +564,9 @@ static GK_INLINE void dot_q5_K_n(const uint8_t *w, int64_t nb, const act_t *a, i
         const __m128i sc = _mm256_castsi256_si128(sm);
         const __m256i scales = _mm256_set_m128i(sc, sc);
         __m256i hb = _mm256_loadu_si256((const __m256i *)(w + 16));
+        __m256i sumh[NT_MAX]; /* a second chain of sums, as in dot_q4_K_n */
         for (int u = 0; u < nt; u++)
-            sumi[u] = _mm256_setzero_si256();
+            sumi[u] = sumh[u] = _mm256_setzero_si256();
         for (int j = 0; j < 4; j++) {
             const __m256i bits = _mm256_loadu_si256((const __m256i *)(w + 48 + 32 * j));
             const __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(hb, m1), 4);
@@ -572,9 +579,11 @@ static GK_INLINE void dot_q5_K_n(const uint8_t *w, int64_t nb, const act_t *a, i
             for (int u = 0; u < nt; u++) {
                 const int64_t o = i * QKK + 64 * j;
                 sumi[u] = DPWSSD(sumi[u], sl, _mm256_maddubs_epi16(lo, Y32(u, o)));
-                sumi[u] = DPWSSD(sumi[u], sh, _mm256_maddubs_epi16(hi, Y32(u, o + 32)));
+                sumh[u] = DPWSSD(sumh[u], sh, _mm256_maddubs_epi16(hi, Y32(u, o + 32)));
             }
         }
+        for (int u = 0; u < nt; u++)
+            sumi[u] = _mm256_add_epi32(sumi[u], sumh[u]);
         K_BLOCK_END(dw, dmin, _mm256_extracti128_si256(sm, 1))
     }
     for (int u = 0; u < nt; u++)
@@ -590,7 +599,7 @@ static GK_INLINE void dot_q6_K_n(const uint8_t *w, int64_t nb, const act_t *a, i
     ACT_Q8(QKK)
     const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
     const int16_t *by[NT_MAX];
-    __m256i sumi[NT_MAX];
+    __m256i sumi[NT_MAX], sumo[NT_MAX]; /* two chains of sums (even and odd k) */
     for (int u = 0; u < nt; u++)
         by[u] = a->bsums + (t + u) * (a->cols / 16);
     for (int64_t i = 0; i < nb; i++, w += 210) {
@@ -601,6 +610,7 @@ static GK_INLINE void dot_q6_K_n(const uint8_t *w, int64_t nb, const act_t *a, i
             const __m256i bs = _mm256_loadu_si256((const __m256i *)(by[u] + i * 16));
             sumi[u] = _mm256_sub_epi32(_mm256_setzero_si256(),
                                        _mm256_slli_epi32(_mm256_madd_epi16(sc16, bs), 5));
+            sumo[u] = _mm256_setzero_si256();
         }
         for (int j = 0; j < 2; j++) {
             const __m256i bh = _mm256_loadu_si256((const __m256i *)(w + 128 + 32 * j));
@@ -616,10 +626,15 @@ static GK_INLINE void dot_q6_K_n(const uint8_t *w, int64_t nb, const act_t *a, i
                 const __m256i sc = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(scales, shuf));
                 for (int u = 0; u < nt; u++) {
                     const __m256i y = Y32(u, i * QKK + 128 * j + 32 * k);
-                    sumi[u] = DPWSSD(sumi[u], sc, _mm256_maddubs_epi16(q, y));
+                    if (k & 1)
+                        sumo[u] = DPWSSD(sumo[u], sc, _mm256_maddubs_epi16(q, y));
+                    else
+                        sumi[u] = DPWSSD(sumi[u], sc, _mm256_maddubs_epi16(q, y));
                 }
             }
         }
+        for (int u = 0; u < nt; u++)
+            sumi[u] = _mm256_add_epi32(sumi[u], sumo[u]);
         for (int u = 0; u < nt; u++)
             acc[u] = _mm256_fmadd_ps(_mm256_set1_ps(dy[u][i] * dw), _mm256_cvtepi32_ps(sumi[u]),
                                      acc[u]);
