@@ -26,6 +26,8 @@ ASSISTANT_PHRASES = (
     # a chat model's own origin story instead of hers
     "an ai created by", "an ai developed by", "created by alibaba", "alibaba cloud",
     "i'm qwen", "i am qwen", "ai assistant", "virtual assistant", "a language model",
+    # a form to fill in instead of a friend listening
+    "enough context", "could you please provide", "please provide more",
 )  # fmt: skip
 
 

@@ -118,6 +118,9 @@ def test_sentences() -> None:
         ("How can I assist you today?", "how can i assist"),
         ("Hello, Theo! I'm an AI created by Samantha.", "an ai created by"),
         ("I am Qwen, made by Alibaba Cloud.", "alibaba cloud"),
+        ("I'm sorry, but I don't have enough context to fully understand your situation.",
+         "enough context"),
+        ("Could you please provide more details about the divorce?", "could you please provide"),
     ],
 )
 def test_help_desk_phrases(reply: str, phrase: str) -> None:

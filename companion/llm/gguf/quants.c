@@ -518,25 +518,34 @@ static inline __m128 k4_mins(__m128i mins, const int16_t *bsums) {
                                  acc[u]);                                                  \
     }
 
-static GK_INLINE void dot_q4_K_n(const uint8_t *w, int64_t nb, const act_t *a, int64_t t,
-                                 int nt, float *r) {
+/* Q4_K and Q5_K (``five``: the fifth bits come from the block's 32 high-bit
+ * bytes). Two chains of integer sums per block (low and high nibbles), so that
+ * the multiply-adds of one block overlap instead of waiting on each other;
+ * exact integers, so the result does not depend on it. */
+static GK_INLINE void dot_k4_n(const uint8_t *w, int64_t nb, const act_t *a, int64_t t,
+                               int nt, float *r, const int five) {
     ACT_Q8K
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
-    for (int64_t i = 0; i < nb; i++, w += 144) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m1 = _mm256_set1_epi8(1);
+    const int64_t stride = five ? 176 : 144, qs = five ? 48 : 16;
+    for (int64_t i = 0; i < nb; i++, w += stride) {
         const float dw = half_at(w), dmin = half_at(w + 2);
         const __m256i sm = k4_scales_mins(w + 4);
         const __m128i sc = _mm256_castsi256_si128(sm);
         const __m256i scales = _mm256_set_m128i(sc, sc);
-        /* two chains of integer sums (low and high nibbles), so that the adds of
-         * one block overlap instead of waiting on each other; exact integers, so
-         * the result does not depend on it */
+        __m256i hb = five ? _mm256_loadu_si256((const __m256i *)(w + 16)) : _mm256_setzero_si256();
         __m256i sumh[NT_MAX];
         for (int u = 0; u < nt; u++)
             sumi[u] = sumh[u] = _mm256_setzero_si256();
         for (int j = 0; j < 4; j++) {
-            const __m256i bits = _mm256_loadu_si256((const __m256i *)(w + 16 + 32 * j));
-            const __m256i lo = _mm256_and_si256(bits, m4);
-            const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+            const __m256i bits = _mm256_loadu_si256((const __m256i *)(w + qs + 32 * j));
+            __m256i lo = _mm256_and_si256(bits, m4);
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+            if (five) {
+                lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(hb, m1), 4));
+                hi = _mm256_or_si256(
+                    hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 1), m1), 4));
+                hb = _mm256_srli_epi16(hb, 2);
+            }
             const __m256i sl = _mm256_shuffle_epi8(scales, _mm256_set1_epi16((short)((4 * j + 1) << 8 | 4 * j)));
             const __m256i sh = _mm256_shuffle_epi8(scales, _mm256_set1_epi16((short)((4 * j + 3) << 8 | (4 * j + 2))));
             for (int u = 0; u < nt; u++) {
@@ -552,42 +561,16 @@ static GK_INLINE void dot_q4_K_n(const uint8_t *w, int64_t nb, const act_t *a, i
     for (int u = 0; u < nt; u++)
         r[u] = hsum8(acc[u]) + hsum4(accm[u]);
 }
+
+static GK_INLINE void dot_q4_K_n(const uint8_t *w, int64_t nb, const act_t *a, int64_t t,
+                                 int nt, float *r) {
+    dot_k4_n(w, nb, a, t, nt, r, 0);
+}
 DOT_NT(dot_q4_K)
 
 static GK_INLINE void dot_q5_K_n(const uint8_t *w, int64_t nb, const act_t *a, int64_t t,
                                  int nt, float *r) {
-    ACT_Q8K
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m1 = _mm256_set1_epi8(1);
-    for (int64_t i = 0; i < nb; i++, w += 176) {
-        const float dw = half_at(w), dmin = half_at(w + 2);
-        const __m256i sm = k4_scales_mins(w + 4);
-        const __m128i sc = _mm256_castsi256_si128(sm);
-        const __m256i scales = _mm256_set_m128i(sc, sc);
-        __m256i hb = _mm256_loadu_si256((const __m256i *)(w + 16));
-        __m256i sumh[NT_MAX]; /* a second chain of sums, as in dot_q4_K_n */
-        for (int u = 0; u < nt; u++)
-            sumi[u] = sumh[u] = _mm256_setzero_si256();
-        for (int j = 0; j < 4; j++) {
-            const __m256i bits = _mm256_loadu_si256((const __m256i *)(w + 48 + 32 * j));
-            const __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(hb, m1), 4);
-            const __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 1), m1), 4);
-            hb = _mm256_srli_epi16(hb, 2);
-            const __m256i lo = _mm256_or_si256(_mm256_and_si256(bits, m4), h0);
-            const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits, 4), m4), h1);
-            const __m256i sl = _mm256_shuffle_epi8(scales, _mm256_set1_epi16((short)((4 * j + 1) << 8 | 4 * j)));
-            const __m256i sh = _mm256_shuffle_epi8(scales, _mm256_set1_epi16((short)((4 * j + 3) << 8 | (4 * j + 2))));
-            for (int u = 0; u < nt; u++) {
-                const int64_t o = i * QKK + 64 * j;
-                sumi[u] = DPWSSD(sumi[u], sl, _mm256_maddubs_epi16(lo, Y32(u, o)));
-                sumh[u] = DPWSSD(sumh[u], sh, _mm256_maddubs_epi16(hi, Y32(u, o + 32)));
-            }
-        }
-        for (int u = 0; u < nt; u++)
-            sumi[u] = _mm256_add_epi32(sumi[u], sumh[u]);
-        K_BLOCK_END(dw, dmin, _mm256_extracti128_si256(sm, 1))
-    }
-    for (int u = 0; u < nt; u++)
-        r[u] = hsum8(acc[u]) + hsum4(accm[u]);
+    dot_k4_n(w, nb, a, t, nt, r, 1);
 }
 DOT_NT(dot_q5_K)
 
