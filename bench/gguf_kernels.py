@@ -85,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     k = load_kernels()
     print(
         f"machine: {_cpu()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; "
-        f"kernels: {k.isa} ({k.path.name})"
+        f"kernels: {k.isa}, prefill tiles of {k.tile or '-'} ({k.path.name})"
     )
     report: list[dict[str, Any]] = []
     for path in paths:

@@ -22,6 +22,7 @@ from companion.errors import ModelError
 from companion.llm.gguf.kernels import (
     AVX2_FLAGS,
     PORTABLE_FLAGS,
+    TILE8_FLAGS,
     Kernels,
     build,
     load_kernels,
@@ -48,11 +49,16 @@ def avx2_host() -> bool:
     return all(f in flags for f in ("avx2", "fma", "f16c"))
 
 
-@pytest.fixture(scope="module", params=["native", "avx2", "portable"])
+@pytest.fixture(scope="module", params=["native", "tile8", "avx2", "portable"])
 def k(request: pytest.FixtureRequest) -> Kernels:
-    """The kernels as built here, AVX2 without VNNI, and plain C: every path checked."""
+    """The kernels as built here, with the 256-bit tile kernel, AVX2 without VNNI, and
+    plain C: every path checked."""
     if request.param == "native":
         return load_kernels()
+    if request.param == "tile8":
+        if load_kernels().tile != 16:
+            pytest.skip("no AVX-512 VNNI here: the native build is the 256-bit one")
+        return open_kernels(build(flags=TILE8_FLAGS))
     if request.param == "avx2":
         if not avx2_host():
             pytest.skip("no AVX2/FMA/F16C here")
@@ -110,8 +116,8 @@ def reference(
 
 def check_matmul(k: Kernels, qtype: Q, w: np.ndarray, rows: int, cols: int) -> None:
     rng = np.random.default_rng(1)
-    x = rng.standard_normal((9, cols)).astype(np.float32)
-    out = np.empty((9, rows), dtype=np.float32)
+    x = rng.standard_normal((37, cols)).astype(np.float32)  # tiles of 8 or 16, and the rest
+    out = np.empty((37, rows), dtype=np.float32)
     k.matmul(qtype, w, rows, cols, x, out, threads=2)
 
     tight = reference(k, qtype, w, rows, cols, x)
@@ -127,6 +133,9 @@ def check_matmul(k: Kernels, qtype: Q, w: np.ndarray, rows: int, cols: int) -> N
     seven = np.empty((7, rows), dtype=np.float32)
     k.matmul(qtype, w, rows, cols, x[:7].copy(), seven, threads=1)
     assert np.array_equal(seven, out[:7])
+    shifted = np.empty((20, rows), dtype=np.float32)  # other tile boundaries
+    k.matmul(qtype, w, rows, cols, x[5:25].copy(), shifted, threads=2)
+    assert np.array_equal(shifted, out[5:25])
 
 
 @pytest.mark.parametrize("qtype", TYPES, ids=lambda q: q.name)

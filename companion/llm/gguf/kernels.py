@@ -37,6 +37,8 @@ FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fPIC", "-shared", "-pthr
 PORTABLE_FLAGS = ("-O3", "-ffp-contract=off", "-fPIC", "-shared", "-pthread")
 #: AVX2 without VNNI (what older x86 CPUs get from ``-march=native``): for tests.
 AVX2_FLAGS = ("-mavx2", "-mfma", "-mf16c", *PORTABLE_FLAGS)
+#: The native flags with the 256-bit tile kernel (what AVX-VNNI CPUs run): for tests.
+TILE8_FLAGS = (*FLAGS, "-DGK_TILE8")
 #: What ``gk_abi()`` must return for a cached build to be used.
 ABI = 1
 #: Most threads a call may use.
@@ -102,6 +104,9 @@ class Kernels:
         self.simd = level > 0
         #: Which path: "plain C", "AVX2" or "AVX2+VNNI".
         self.isa = ("plain C", "AVX2", "AVX2+VNNI")[min(level, 2)]
+        #: Tokens per tile of the prefill's Q5_0/Q8_0 tile kernels (16 with
+        #: AVX-512, 8 with 256-bit VNNI); 0 where there are none.
+        self.tile = int(lib.gk_tile())
         self._checked: dict[tuple[int, int, int, int], tuple[np.ndarray, int]] = {}
         self._types: dict[int, tuple[int, int]] = {}
         for qtype in range(64):

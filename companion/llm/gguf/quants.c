@@ -32,6 +32,12 @@
 #define QK 32
 #define QKK 256
 #define NT_MAX 4
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__) && !defined(GK_TILE8)
+#define TILE 16 /* tokens in a tile (the lanes of the tile kernels) */
+#else
+#define TILE 8
+#endif
+#define TILE_MAX 2 /* tiles a tile kernel takes at once */
 
 typedef void (*gk_task)(void *ctx, int64_t begin, int64_t end);
 void gk_parallel(gk_task fn, void *ctx, int64_t n, int64_t chunk, int threads);
@@ -100,6 +106,12 @@ typedef struct {
     float *s;             /* [T, cols/32]: d * sum(qs), Q8_1 only */
     int16_t *bsums;       /* [T, cols/16]: Q8_K only */
     int64_t cols;
+    /* For a tile kernel, the first tiles * TILE tokens again, TILE by TILE: per
+     * tile and block of 32, the block's bytes + 128 as [4-byte group][token][4]
+     * (tq, 32 * TILE bytes, 64-byte aligned), and the tokens' d (td, TILE floats). */
+    int64_t tiles;
+    uint8_t *tq;
+    float *td;
 } act_t;
 
 /* One row to Q8_0 blocks as llama.cpp's x86 quantize_row_q8_0 does: d = amax/127
@@ -179,16 +191,41 @@ static void quantize_task(void *vc, int64_t t0, int64_t t1) {
     }
 }
 
-/* Allocate and fill the activations of kind `kind` for x [T, cols]; NULL on OOM. */
-static void *make_act(int kind, const float *x, int64_t T, int64_t cols, act_t *a, int threads) {
+typedef struct {
+    act_t *a;
+    int64_t nb;
+} tile_ctx;
+
+static void tile_task(void *vc, int64_t k0, int64_t k1) {
+    const tile_ctx *c = (const tile_ctx *)vc;
+    const act_t *a = c->a;
+    for (int64_t k = k0; k < k1; k++)
+        for (int64_t i = 0; i < c->nb; i++) {
+            uint8_t *dst = a->tq + (k * c->nb + i) * 32 * TILE;
+            for (int l = 0; l < TILE; l++) {
+                const int8_t *src = a->qs + (k * TILE + l) * a->cols + i * QK;
+                for (int g = 0; g < 8; g++)
+                    for (int e = 0; e < 4; e++)
+                        dst[4 * TILE * g + 4 * l + e] = (uint8_t)(src[4 * g + e] + 128);
+                a->td[(k * c->nb + i) * TILE + l] = a->d[(k * TILE + l) * c->nb + i];
+            }
+        }
+}
+
+/* Allocate and fill the activations of kind `kind` for x [T, cols] (with the
+ * tiles a tile kernel reads when `tiled`); NULL on OOM. */
+static void *make_act(int kind, const float *x, int64_t T, int64_t cols, act_t *a, int threads,
+                      int tiled) {
     memset(a, 0, sizeof *a);
     a->cols = cols;
     a->xf = x;
     if (kind == ACT_F32)
         return NULL;
     const int64_t nd = kind == ACT_Q8_K ? cols / QKK : cols / QK;
+    a->tiles = tiled && kind == ACT_Q8_0 ? T / TILE : 0;
+    const size_t tile_bytes = (size_t)(a->tiles * TILE) * (size_t)cols * 2;
     const size_t bytes = (size_t)T * (size_t)cols + (size_t)T * nd * 4 * 2 +
-                         (size_t)T * (cols / 16) * 2 + 64;
+                         (size_t)T * (cols / 16) * 2 + tile_bytes + 128;
     uint8_t *mem = (uint8_t *)malloc(bytes);
     if (!mem)
         return NULL;
@@ -198,6 +235,13 @@ static void *make_act(int kind, const float *x, int64_t T, int64_t cols, act_t *
     a->qs = (int8_t *)(a->bsums + T * (cols / 16));
     quant_ctx c = {kind, x, a};
     gk_parallel(quantize_task, &c, T, 4, T >= 16 ? threads : 1);
+    if (a->tiles) {
+        uintptr_t end = (uintptr_t)(a->qs + T * cols);
+        a->tq = (uint8_t *)((end + 63) & ~(uintptr_t)63);
+        a->td = (float *)(a->tq + a->tiles * nd * 32 * TILE);
+        tile_ctx tc = {a, nd};
+        gk_parallel(tile_task, &tc, a->tiles, 1, a->tiles >= 4 ? threads : 1);
+    }
     return mem;
 }
 
@@ -321,6 +365,10 @@ static void deq_q6_K(const uint8_t *w, int64_t nb, float *y) {
 
 typedef void (*dot_fn)(const uint8_t *w, int64_t nb, const act_t *a, int64_t t, int nt,
                        float *res);
+/* tile(w_row, nb, act, k0, nk, res): res[j][l] = row . token 8 * (k0 + j) + l, j < nk <= 4;
+ * the same numbers as dot's. */
+typedef void (*tile_fn)(const uint8_t *w, int64_t nb, const act_t *a, int64_t k0, int nk,
+                        float res[][TILE]);
 
 
 #if GK_AVX2
@@ -445,6 +493,21 @@ static GK_INLINE void dot_q4_1_n(const uint8_t *w, int64_t nb, const act_t *a, i
 }
 DOT_NT(dot_q4_1)
 
+/* Q5_0 and Q8_0 (``five``: Q5_0): one block of 32 weights as signed bytes. */
+static inline __m256i q32_signed(const uint8_t *b, const int five) {
+    if (!five)
+        return _mm256_loadu_si256((const __m256i *)(b + 2));
+    const __m256i hi = _mm256_andnot_si256(bits32(b + 2), _mm256_set1_epi8((char)0xF0));
+    return _mm256_or_si256(nibbles32(b + 6), hi); /* q - 16 as int8 */
+}
+
+static inline int hsum_i32(__m256i v) {
+    __m128i x = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    x = _mm_add_epi32(x, _mm_shuffle_epi32(x, 0x4E));
+    x = _mm_add_epi32(x, _mm_shuffle_epi32(x, 0xB1));
+    return _mm_cvtsi128_si32(x);
+}
+
 static GK_INLINE void dot_q5_0_n(const uint8_t *w, int64_t nb, const act_t *a, int64_t t,
                                  int nt, float *r) {
     ACT_Q8(QK)
@@ -475,6 +538,91 @@ static GK_INLINE void dot_q8_0_n(const uint8_t *w, int64_t nb, const act_t *a, i
         r[u] = hsum8(acc[u]);
 }
 DOT_NT(dot_q8_0)
+
+#if GK_VNNI
+/* Q5_0 and Q8_0 against tiles of 8 tokens (the prefill), with the numbers of
+ * dot_q5_0_n and dot_q8_0_n. Those keep eight float lanes per token, lane g
+ * adding dw * dy times the exact sum over elements 4g..4g+3 of each block, and
+ * end with hsum8. Here the tokens lie in the lanes and there is one vector per g:
+ * a block is eight byte multiply-adds of weights 4g..4g+3 broadcast against
+ * those four bytes of each token. The activations come as y + 128 (unsigned;
+ * act_t.tq), so the sum for g starts at -128 * (w[4g] + ... + w[4g+3]). */
+#if TILE == 16 /* the tile in a 512-bit vector */
+#define VF __m512
+#define VI __m512i
+#define V_ZERO_F _mm512_setzero_ps()
+#define V_SET1_I _mm512_set1_epi32
+#define V_SET1_F _mm512_set1_ps
+#define V_LOAD_I(p) _mm512_load_si512((const void *)(p))
+#define V_LOAD_F _mm512_load_ps
+#define V_STORE_F _mm512_storeu_ps
+#define V_DPBUSD _mm512_dpbusd_epi32
+#define V_CVT _mm512_cvtepi32_ps
+#define V_MUL _mm512_mul_ps
+#define V_ADD _mm512_add_ps
+#define V_FMADD _mm512_fmadd_ps
+#else
+#define VF __m256
+#define VI __m256i
+#define V_ZERO_F _mm256_setzero_ps()
+#define V_SET1_I _mm256_set1_epi32
+#define V_SET1_F _mm256_set1_ps
+#define V_LOAD_I(p) _mm256_load_si256((const __m256i *)(p))
+#define V_LOAD_F _mm256_load_ps
+#define V_STORE_F _mm256_storeu_ps
+#define V_DPBUSD DPBUSD
+#define V_CVT _mm256_cvtepi32_ps
+#define V_MUL _mm256_mul_ps
+#define V_ADD _mm256_add_ps
+#define V_FMADD _mm256_fmadd_ps
+#endif
+
+static GK_INLINE void tile_q32_n(const uint8_t *w, int64_t nb, const act_t *a, int64_t k0,
+                                 int nk, float res[][TILE], const int five) {
+    VF acc[TILE_MAX][8];
+    for (int j = 0; j < nk; j++)
+        for (int g = 0; g < 8; g++)
+            acc[j][g] = V_ZERO_F;
+    const int64_t bytes = five ? 22 : 34;
+    const __m256i ones8 = _mm256_set1_epi8(1), m128 = _mm256_set1_epi16(-128);
+    int32_t wq[8] __attribute__((aligned(32))), start[8] __attribute__((aligned(32)));
+    for (int64_t i = 0; i < nb; i++, w += bytes) {
+        const __m256i q = q32_signed(w, five);
+        _mm256_store_si256((__m256i *)wq, q);
+        _mm256_store_si256((__m256i *)start,
+                           _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, q), m128));
+        const VF dw = V_SET1_F(half_at(w));
+        for (int j = 0; j < nk; j++) {
+            const int64_t at = (k0 + j) * nb + i;
+            const uint8_t *ty = a->tq + at * 32 * TILE;
+            const VF scale = V_MUL(dw, V_LOAD_F(a->td + at * TILE));
+            for (int g = 0; g < 8; g++) {
+                const VI sum = V_DPBUSD(V_SET1_I(start[g]), V_LOAD_I(ty + 4 * TILE * g),
+                                        V_SET1_I(wq[g]));
+                acc[j][g] = V_FMADD(scale, V_CVT(sum), acc[j][g]);
+            }
+        }
+    }
+    for (int j = 0; j < nk; j++) { /* hsum8's order: ((0+4)+(2+6)) + ((1+5)+(3+7)) */
+        const VF e = V_ADD(V_ADD(acc[j][0], acc[j][4]), V_ADD(acc[j][2], acc[j][6]));
+        const VF o = V_ADD(V_ADD(acc[j][1], acc[j][5]), V_ADD(acc[j][3], acc[j][7]));
+        V_STORE_F(res[j], V_ADD(e, o));
+    }
+}
+
+#define TILE_NK(name, five)                                                                \
+    static void name(const uint8_t *w, int64_t nb, const act_t *a, int64_t k0, int nk,    \
+                     float res[][TILE]) {                                                  \
+        if (nk == 2)                                                                       \
+            tile_q32_n(w, nb, a, k0, 2, res, five);                                        \
+        else                                                                               \
+            tile_q32_n(w, nb, a, k0, 1, res, five);                                        \
+    }
+TILE_NK(tile_q5_0, 1)
+TILE_NK(tile_q8_0, 0)
+#define TILE_Q5_0 tile_q5_0
+#define TILE_Q8_0 tile_q8_0
+#endif
 
 /* Q4_K/Q5_K: the 8 six-bit scales and mins of a block as 16-bit lanes (scales in
  * the low half, mins in the high half), unpacked as llama.cpp's utmp trick does. */
@@ -813,6 +961,21 @@ DOT_LOOP(dot_f16)
 
 #endif
 
+#ifndef TILE_Q5_0
+#define TILE_Q5_0 NULL
+#define TILE_Q8_0 NULL
+#endif
+
+
+/* Tokens per tile of the prefill's tile kernels (Q5_0, Q8_0); 0 without them. */
+int gk_tile(void) {
+#if GK_AVX2 && GK_VNNI
+    return TILE;
+#else
+    return 0;
+#endif
+}
+
 /* 0: plain C, 1: AVX2, 2: AVX2 with VNNI. */
 int gk_simd(void) {
 #if GK_AVX2
@@ -831,14 +994,19 @@ typedef struct {
     int act;   /* the activation format it pairs with */
     dot_fn dot;
     void (*deq)(const uint8_t *w, int64_t nb, float *y);
+    tile_fn tile; /* NULL: no tile kernel (dot alone) */
 } qtraits;
 
 static const qtraits TYPES[] = {
-    {0, 1, 4, ACT_F32, dot_f32, deq_f32},          {1, 1, 2, ACT_F32, dot_f16, deq_f16},
-    {2, 32, 18, ACT_Q8_0, dot_q4_0, deq_q4_0},     {3, 32, 20, ACT_Q8_1, dot_q4_1, deq_q4_1},
-    {6, 32, 22, ACT_Q8_0, dot_q5_0, deq_q5_0},     {8, 32, 34, ACT_Q8_0, dot_q8_0, deq_q8_0},
-    {12, 256, 144, ACT_Q8_K, dot_q4_K, deq_q4_K},  {13, 256, 176, ACT_Q8_K, dot_q5_K, deq_q5_K},
-    {14, 256, 210, ACT_Q8_K, dot_q6_K, deq_q6_K},
+    {0, 1, 4, ACT_F32, dot_f32, deq_f32, NULL},
+    {1, 1, 2, ACT_F32, dot_f16, deq_f16, NULL},
+    {2, 32, 18, ACT_Q8_0, dot_q4_0, deq_q4_0, NULL},
+    {3, 32, 20, ACT_Q8_1, dot_q4_1, deq_q4_1, NULL},
+    {6, 32, 22, ACT_Q8_0, dot_q5_0, deq_q5_0, TILE_Q5_0},
+    {8, 32, 34, ACT_Q8_0, dot_q8_0, deq_q8_0, TILE_Q8_0},
+    {12, 256, 144, ACT_Q8_K, dot_q4_K, deq_q4_K, NULL},
+    {13, 256, 176, ACT_Q8_K, dot_q5_K, deq_q5_K, NULL},
+    {14, 256, 210, ACT_Q8_K, dot_q6_K, deq_q6_K, NULL},
 };
 
 static const qtraits *find_type(int qtype) {
@@ -870,22 +1038,35 @@ typedef struct {
     int accumulate;
 } mm_ctx;
 
-/* Rows [r0, r1) for every token, four tokens at a time: the rows of the chunk
- * stay in cache while the token groups pass over them. */
+static inline void mm_put(const mm_ctx *c, int64_t t, int64_t r, float y) {
+    if (c->bias)
+        y = y + c->bias[r];
+    float *o = c->out + t * c->rows + r;
+    *o = c->accumulate ? *o + y : y;
+}
+
+/* Rows [r0, r1) for every token: the whole tiles of 8 tokens by the tile kernel,
+ * four tiles at a time, then the rest four tokens at a time; the rows of the
+ * chunk stay in cache while the token groups pass over them. */
 static void mm_task(void *vc, int64_t r0, int64_t r1) {
     const mm_ctx *c = (const mm_ctx *)vc;
-    for (int64_t t = 0; t < c->T; t += NT_MAX) {
+    for (int64_t k = 0; k < c->act.tiles; k += TILE_MAX) {
+        const int nk = c->act.tiles - k < TILE_MAX ? (int)(c->act.tiles - k) : TILE_MAX;
+        for (int64_t r = r0; r < r1; r++) {
+            float v[TILE_MAX][TILE];
+            c->tr->tile(c->w + r * c->row_bytes, c->nb, &c->act, k, nk, v);
+            for (int j = 0; j < nk; j++)
+                for (int l = 0; l < TILE; l++)
+                    mm_put(c, (k + j) * TILE + l, r, v[j][l]);
+        }
+    }
+    for (int64_t t = c->act.tiles * TILE; t < c->T; t += NT_MAX) {
         const int nt = c->T - t < NT_MAX ? (int)(c->T - t) : NT_MAX;
         for (int64_t r = r0; r < r1; r++) {
             float v[NT_MAX];
             c->tr->dot(c->w + r * c->row_bytes, c->nb, &c->act, t, nt, v);
-            for (int u = 0; u < nt; u++) {
-                float y = v[u];
-                if (c->bias)
-                    y = y + c->bias[r];
-                float *o = c->out + (t + u) * c->rows + r;
-                *o = c->accumulate ? *o + y : y;
-            }
+            for (int u = 0; u < nt; u++)
+                mm_put(c, t + u, r, v[u]);
         }
     }
 }
@@ -902,13 +1083,13 @@ int gk_matmul(int qtype, const uint8_t *w, int64_t rows, int64_t cols, const flo
         return -2;
     mm_ctx c = {tr, w, rows, cols / tr->block, cols / tr->block * tr->bytes, T,
                 {0}, out, bias, accumulate};
-    void *mem = make_act(tr->act, x, T, cols, &c.act, threads);
+    void *mem = make_act(tr->act, x, T, cols, &c.act, threads, tr->tile != NULL);
     if (tr->act != ACT_F32 && !mem)
         return -3;
     if (threads < 1)
         threads = 1;
     int64_t chunk = rows / ((int64_t)threads * 8);
-    chunk = chunk < 4 ? 4 : chunk > 64 ? 64 : chunk;
+    chunk = chunk < 8 ? 8 : chunk > 64 ? 64 : (chunk + 7) / 8 * 8; /* whole groups of 8 rows */
     gk_parallel(mm_task, &c, rows, chunk, threads);
     free(mem);
     return 0;
@@ -939,7 +1120,7 @@ int gk_quantize(int qtype, const float *x, int64_t T, int64_t cols, int8_t *qs, 
     if (cols % (tr->act == ACT_Q8_K ? QKK : QK))
         return -2;
     act_t a;
-    void *mem = make_act(tr->act, x, T, cols, &a, 1);
+    void *mem = make_act(tr->act, x, T, cols, &a, 1, 0);
     if (!mem)
         return -3;
     const int64_t nd = tr->act == ACT_Q8_K ? cols / QKK : cols / QK;
