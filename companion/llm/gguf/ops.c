@@ -122,6 +122,34 @@ static inline float dot(const float *a, const float *b, int n) {
     return s;
 }
 
+#if GK_AVX2
+/* out[0..8) = scale * (q . K[k]) for the 8 keys K[0..8) (rows of `dim`), each
+ * sum exactly as dot() adds it (lanes over the chunks, then hsum's tree), with
+ * the eight reductions done together. */
+static inline void scores8(const float *q, const float *K, int dim, float scale, float *out) {
+    __m256 a[8];
+    for (int k = 0; k < 8; k++)
+        a[k] = _mm256_setzero_ps();
+    for (int i = 0; i < dim; i += 8) {
+        const __m256 qc = _mm256_loadu_ps(q + i);
+        for (int k = 0; k < 8; k++)
+            a[k] = _mm256_fmadd_ps(qc, _mm256_loadu_ps(K + k * dim + i), a[k]);
+    }
+    __m256 b[4]; /* [key 2m: lane l + lane l+4 | key 2m+1: the same] */
+    for (int m = 0; m < 4; m++)
+        b[m] = _mm256_add_ps(_mm256_permute2f128_ps(a[2 * m], a[2 * m + 1], 0x20),
+                             _mm256_permute2f128_ps(a[2 * m], a[2 * m + 1], 0x31));
+    /* [(0+4)+(2+6), (1+5)+(3+7)] of keys 0, 2 | 1, 3, and of keys 4, 6 | 5, 7 */
+    const __m256 z = _mm256_add_ps(_mm256_shuffle_ps(b[0], b[1], 0x44),
+                                   _mm256_shuffle_ps(b[0], b[1], 0xEE));
+    const __m256 w = _mm256_add_ps(_mm256_shuffle_ps(b[2], b[3], 0x44),
+                                   _mm256_shuffle_ps(b[2], b[3], 0xEE));
+    const __m256 s = _mm256_add_ps(_mm256_shuffle_ps(z, w, 0x88), _mm256_shuffle_ps(z, w, 0xDD));
+    const __m256 keys = _mm256_permutevar8x32_ps(s, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_ps(out, _mm256_mul_ps(keys, _mm256_set1_ps(scale)));
+}
+#endif
+
 typedef struct {
     const float *q, *k, *v;
     float *out;
@@ -220,7 +248,14 @@ static void att_task(void *vc, int64_t b, int64_t e) {
         }
         const float *K = c->k + g * c->capacity * dim, *V = c->v + g * c->capacity * dim;
         const float *q = c->q + (t * c->heads + (int64_t)g * group) * dim;
-        for (int64_t j = 0; j < n; j++)
+        int64_t j = 0;
+#if GK_AVX2
+        if (dim % 8 == 0)
+            for (; j + 8 <= n; j += 8)
+                for (int h = 0; h < group; h++)
+                    scores8(q + h * dim, K + j * dim, dim, c->scale, p + h * n + j);
+#endif
+        for (; j < n; j++)
             for (int h = 0; h < group; h++)
                 p[h * n + j] = dot(q + h * dim, K + j * dim, dim) * c->scale;
         for (int h = 0; h < group; h++) {
