@@ -18,7 +18,9 @@ reported (frame-exact, model time excluded; the model's own time is printed).
 Configs: ``silence:MS``; a plan of companion.voice.turn.TURN_PLANS by name
 (``model``, ``fast``: Smart Turn with the transcript's consent); or
 ``raw:MS@P+MS@P:FALLBACK_MS`` (Smart Turn alone, checks at MS of silence ending
-the turn at probability P: ``raw:200@0.5:600`` was the first design).
+the turn at probability P: ``raw:200@0.5:600`` was the first design), or
+``plan:MS@P+MS@P:FALLBACK_MS`` (the same with the transcript's consent, as a
+plan has it).
 """
 
 from __future__ import annotations
@@ -157,11 +159,11 @@ def run(config: str, data: list[Case], model: Cached, text: Cached) -> None:
     if kind == "silence":
         checks: tuple[tuple[float, float], ...] = ()
         fallback = float(spec)
-    elif kind == "raw":
+    elif kind in ("raw", "plan"):
         marks, _, fb = spec.rpartition(":")
         checks = tuple((float(m.split("@")[0]), float(m.split("@")[1])) for m in marks.split("+"))
         fallback = float(fb)
-        judge = model  # type: ignore[assignment]
+        judge = model if kind == "raw" else WithTranscript(model, text)  # type: ignore[arg-type,assignment]
     else:
         plan = TURN_PLANS[kind]
         checks, fallback = plan.checks, plan.fallback_ms
