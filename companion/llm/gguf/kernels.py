@@ -50,7 +50,10 @@ _L = ctypes.c_int64
 _F = ctypes.c_float
 
 _F32 = np.dtype(np.float32)
-_ERRORS = {-1: "unknown block type", -2: "bad shape", -3: "out of memory"}
+_ERRORS = {
+    -1: "unknown block type", -2: "bad shape", -3: "out of memory",
+    -4: "more than 64 query heads per key/value head",
+}
 
 
 class Activations(NamedTuple):

@@ -153,7 +153,7 @@ static inline void scores8(const float *q, const float *K, int dim, float scale,
 typedef struct {
     const float *q, *k, *v;
     float *out;
-    int64_t capacity, start;
+    int64_t capacity, start, T;
     int heads, kv_heads, group, dim;
     float scale;
     int failed; /* a thread could not get its scratch memory */
@@ -177,9 +177,21 @@ static float *scratch(int64_t n) {
 /* p[0..n) = exp(p - max(p)); returns their sum. */
 static float softmax_numerators(float *p, int64_t n) {
     float mx = -INFINITY;
-    for (int64_t j = 0; j < n; j++)
-        mx = p[j] > mx ? p[j] : mx;
     int64_t j = 0;
+#if GK_AVX2
+    if (n >= 8) { /* max_ps(x, m) keeps m when x is NaN, as the loop below does */
+        __m256 m8 = _mm256_set1_ps(-INFINITY);
+        for (; j + 8 <= n; j += 8)
+            m8 = _mm256_max_ps(_mm256_loadu_ps(p + j), m8);
+        float lanes[8];
+        _mm256_storeu_ps(lanes, m8);
+        for (int l = 0; l < 8; l++)
+            mx = lanes[l] > mx ? lanes[l] : mx;
+    }
+#endif
+    for (; j < n; j++)
+        mx = p[j] > mx ? p[j] : mx;
+    j = 0;
     float sum = 0.0f;
 #if GK_AVX2
     const __m256 m = _mm256_set1_ps(mx);
@@ -201,72 +213,103 @@ static float softmax_numerators(float *p, int64_t n) {
     return sum;
 }
 
-/* o[0..DIM) = sum_j p[j] * V[j] / sum, the accumulator held in registers. */
+/* o[0..dim) += sum_{j in [j0, j1)} p[j] * V[j], one j after the other (o starts
+ * at zeros; a caller that goes on from where the last call stopped gets the same
+ * numbers as one call over the whole range). */
 static inline __attribute__((always_inline)) void weigh_values(float *o, const float *p,
-                                                              const float *V, int64_t n,
-                                                              int dim, float sum) {
+                                                              const float *V, int64_t j0,
+                                                              int64_t j1, int dim) {
 #if GK_AVX2
     if (dim % 8 == 0 && dim <= 128) {
         __m256 acc[16];
         const int c8 = dim / 8;
         for (int c = 0; c < c8; c++)
-            acc[c] = _mm256_setzero_ps();
-        for (int64_t j = 0; j < n; j++) {
+            acc[c] = _mm256_loadu_ps(o + 8 * c);
+        for (int64_t j = j0; j < j1; j++) {
             const __m256 pj = _mm256_set1_ps(p[j]);
             for (int c = 0; c < c8; c++)
                 acc[c] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(V + j * dim + 8 * c), acc[c]);
         }
-        const __m256 inv = _mm256_set1_ps(1.0f / sum);
         for (int c = 0; c < c8; c++)
-            _mm256_storeu_ps(o + 8 * c, _mm256_mul_ps(acc[c], inv));
+            _mm256_storeu_ps(o + 8 * c, acc[c]);
         return;
     }
 #endif
-    memset(o, 0, sizeof(float) * (size_t)dim);
-    for (int64_t j = 0; j < n; j++)
+    for (int64_t j = j0; j < j1; j++)
         for (int i = 0; i < dim; i++)
             o[i] += p[j] * V[j * dim + i];
-    const float inv = 1.0f / sum;
-    for (int i = 0; i < dim; i++)
-        o[i] *= inv;
 }
 
-/* Items [b, e) of T*kv_heads: (token t, KV head g) with the `group` query heads
- * that share g, so each key and value row is loaded once for all of them. Each
- * head's scores, softmax and sum are computed the same way whatever the call. */
+/* Tokens per attention item: their queries share each block of keys and values
+ * while it is in cache. */
+#define ATT_TOKENS 4
+/* Keys per block of the values pass. */
+#define ATT_KEYS 64
+
+/* Items [b, e) of ceil(T / ATT_TOKENS) * kv_heads: (tokens t0.., KV head g) with
+ * the `group` query heads that share g, so each key and value row is loaded once
+ * for all of them. Each head's scores, softmax and sum are computed the same way
+ * whatever the call: one key after the other, eight keys' scores at a time. */
 static void att_task(void *vc, int64_t b, int64_t e) {
     att_ctx *c = (att_ctx *)vc;
     const int dim = c->dim, group = c->group;
     for (int64_t item = b; item < e; item++) {
-        const int64_t t = item / c->kv_heads;
+        const int64_t t0 = item / c->kv_heads * ATT_TOKENS;
         const int g = (int)(item % c->kv_heads);
-        const int64_t n = c->start + t + 1;
-        float *p = scratch(n * group);
+        const int nt = c->T - t0 < ATT_TOKENS ? (int)(c->T - t0) : ATT_TOKENS;
+        const int64_t nmax = c->start + t0 + nt; /* keys of the last token */
+        const int rows = nt * group;               /* (token, head) pairs */
+        float *p = scratch(nmax * rows);
         if (!p) {
             __atomic_store_n(&c->failed, 1, __ATOMIC_RELAXED);
             return;
         }
         const float *K = c->k + g * c->capacity * dim, *V = c->v + g * c->capacity * dim;
-        const float *q = c->q + (t * c->heads + (int64_t)g * group) * dim;
-        int64_t j = 0;
+        /* scores: row (u, h) of p holds token t0 + u's, for its n_u keys */
+        for (int64_t j = 0; j < nmax; j += 8)
+            for (int u = 0; u < nt; u++) {
+                const int64_t n = c->start + t0 + u + 1;
+                if (j >= n)
+                    continue;
+                const float *q = c->q + ((t0 + u) * c->heads + (int64_t)g * group) * dim;
+                for (int h = 0; h < group; h++) {
+                    float *row = p + (u * group + h) * nmax;
 #if GK_AVX2
-        if (dim % 8 == 0)
-            for (; j + 8 <= n; j += 8)
-                for (int h = 0; h < group; h++)
-                    scores8(q + h * dim, K + j * dim, dim, c->scale, p + h * n + j);
+                    if (dim % 8 == 0 && j + 8 <= n) {
+                        scores8(q + h * dim, K + j * dim, dim, c->scale, row + j);
+                        continue;
+                    }
 #endif
-        for (; j < n; j++)
-            for (int h = 0; h < group; h++)
-                p[h * n + j] = dot(q + h * dim, K + j * dim, dim) * c->scale;
-        for (int h = 0; h < group; h++) {
-            const float sum = softmax_numerators(p + h * n, n);
-            float *o = c->out + (t * c->heads + (int64_t)g * group + h) * dim;
-            if (dim == 64)
-                weigh_values(o, p + h * n, V, n, 64, sum);
-            else if (dim == 128)
-                weigh_values(o, p + h * n, V, n, 128, sum);
-            else
-                weigh_values(o, p + h * n, V, n, dim, sum);
+                    for (int64_t k = j; k < n && k < j + 8; k++)
+                        row[k] = dot(q + h * dim, K + k * dim, dim) * c->scale;
+                }
+            }
+        float sums[ATT_TOKENS * 64];
+        float *outs[ATT_TOKENS * 64];
+        for (int r = 0; r < rows; r++) {
+            const int u = r / group;
+            const int64_t n = c->start + t0 + u + 1;
+            sums[r] = softmax_numerators(p + r * nmax, n);
+            outs[r] = c->out + ((t0 + u) * c->heads + (int64_t)g * group + r % group) * dim;
+            memset(outs[r], 0, sizeof(float) * (size_t)dim);
+        }
+        for (int64_t j0 = 0; j0 < nmax; j0 += ATT_KEYS)
+            for (int r = 0; r < rows; r++) {
+                const int64_t n = c->start + t0 + r / group + 1;
+                const int64_t j1 = j0 + ATT_KEYS < n ? j0 + ATT_KEYS : n;
+                if (j0 >= j1)
+                    continue;
+                if (dim == 64)
+                    weigh_values(outs[r], p + r * nmax, V, j0, j1, 64);
+                else if (dim == 128)
+                    weigh_values(outs[r], p + r * nmax, V, j0, j1, 128);
+                else
+                    weigh_values(outs[r], p + r * nmax, V, j0, j1, dim);
+            }
+        for (int r = 0; r < rows; r++) {
+            const float inv = 1.0f / sums[r];
+            for (int i = 0; i < dim; i++)
+                outs[r][i] *= inv;
         }
     }
 }
@@ -277,8 +320,10 @@ static void att_task(void *vc, int64_t b, int64_t e) {
  * of memory. */
 int gk_attention(const float *q, const float *k, const float *v, int64_t capacity, int64_t start,
                  int64_t T, int heads, int kv_heads, int dim, float *out, int threads) {
-    att_ctx c = {q, k, v, out, capacity, start, heads, kv_heads, heads / kv_heads, dim,
+    if (heads / kv_heads > 64)
+        return -4;
+    att_ctx c = {q, k, v, out, capacity, start, T, heads, kv_heads, heads / kv_heads, dim,
                  1.0f / sqrtf((float)dim), 0};
-    gk_parallel(att_task, &c, T * kv_heads, 1, threads);
+    gk_parallel(att_task, &c, (T + ATT_TOKENS - 1) / ATT_TOKENS * kv_heads, 1, threads);
     return c.failed ? -3 : 0;
 }
