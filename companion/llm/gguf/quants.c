@@ -109,7 +109,7 @@ typedef struct {
     /* For a tile kernel, the first tiles * TILE tokens again, TILE by TILE: per
      * tile and block of 32, the block's bytes + 128 as [4-byte group][token][4]
      * (tq, 32 * TILE bytes, 64-byte aligned), and the tokens' d (td, TILE floats). */
-    int64_t tiles;
+    int64_t tiles, T; /* the last tile may be padded past T */
     uint8_t *tq;
     float *td;
 } act_t;
@@ -203,11 +203,19 @@ static void tile_task(void *vc, int64_t k0, int64_t k1) {
         for (int64_t i = 0; i < c->nb; i++) {
             uint8_t *dst = a->tq + (k * c->nb + i) * 32 * TILE;
             for (int l = 0; l < TILE; l++) {
-                const int8_t *src = a->qs + (k * TILE + l) * a->cols + i * QK;
+                const int64_t t = k * TILE + l;
+                float *td = a->td + (k * c->nb + i) * TILE + l;
+                if (t >= a->T) { /* padding: y = 0 */
+                    for (int g = 0; g < 8; g++)
+                        memset(dst + 4 * TILE * g + 4 * l, 128, 4);
+                    *td = 0.0f;
+                    continue;
+                }
+                const int8_t *src = a->qs + t * a->cols + i * QK;
                 for (int g = 0; g < 8; g++)
                     for (int e = 0; e < 4; e++)
                         dst[4 * TILE * g + 4 * l + e] = (uint8_t)(src[4 * g + e] + 128);
-                a->td[(k * c->nb + i) * TILE + l] = a->d[(k * TILE + l) * c->nb + i];
+                *td = a->d[t * c->nb + i];
             }
         }
 }
@@ -222,7 +230,10 @@ static void *make_act(int kind, const float *x, int64_t T, int64_t cols, act_t *
     if (kind == ACT_F32)
         return NULL;
     const int64_t nd = kind == ACT_Q8_K ? cols / QKK : cols / QK;
-    a->tiles = tiled && kind == ACT_Q8_0 ? T / TILE : 0;
+    /* A last, partial tile is padded with zero tokens when it is at least 13/16
+     * full: the tile kernel then costs less than that many tokens' dot products. */
+    a->T = T;
+    a->tiles = tiled && kind == ACT_Q8_0 ? T / TILE + (T % TILE >= TILE * 13 / 16) : 0;
     const size_t tile_bytes = (size_t)(a->tiles * TILE) * (size_t)cols * 2;
     const size_t bytes = (size_t)T * (size_t)cols + (size_t)T * nd * 4 * 2 +
                          (size_t)T * (cols / 16) * 2 + tile_bytes + 128;
@@ -1056,11 +1067,12 @@ static void mm_task(void *vc, int64_t r0, int64_t r1) {
             float v[TILE_MAX][TILE];
             c->tr->tile(c->w + r * c->row_bytes, c->nb, &c->act, k, nk, v);
             for (int j = 0; j < nk; j++)
-                for (int l = 0; l < TILE; l++)
+                for (int l = 0; l < TILE && (k + j) * TILE + l < c->T; l++)
                     mm_put(c, (k + j) * TILE + l, r, v[j][l]);
         }
     }
-    for (int64_t t = c->act.tiles * TILE; t < c->T; t += NT_MAX) {
+    const int64_t tiled = c->act.tiles * TILE;
+    for (int64_t t = tiled < c->T ? tiled : c->T; t < c->T; t += NT_MAX) {
         const int nt = c->T - t < NT_MAX ? (int)(c->T - t) : NT_MAX;
         for (int64_t r = r0; r < r1; r++) {
             float v[NT_MAX];
