@@ -1,8 +1,9 @@
 """The reply guard: the start of a reply is checked before anyone sees or hears it.
 
 A small model sometimes answers by copying the user's words back, introduces
-herself again, starts the same way as her last reply, or talks like a help
-desk. The guard holds back the first clause of the stream (up to the first
+herself again, greets the user again in the middle of a conversation, talks of
+the user by name as if of someone else, starts the same way as her last reply,
+or talks like a help desk. The guard holds back the first clause of the stream (up to the first
 comma or sentence end after at least four words, or :data:`MAX_CLAUSE_WORDS`
 words), checks it with the rules
 of :mod:`companion.replycheck`, and on a hit samples again (another seed,
@@ -26,11 +27,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from companion.replycheck import (
+    greeted,
+    greets,
     help_desk,
     introduces_herself,
     longest_run,
     repeats,
     sentences,
+    speaks_of,
     words,
 )
 
@@ -94,6 +98,10 @@ def problem(clause: str, ctx: Context) -> str | None:
     # sentence by sentence: "...since I deleted old code. How about you?" is hers
     if any(takes_on(words(s), user, 3) for s in sentences(clause)) or takes_name(clause, ctx):
         return "identity"
+    if speaks_of(clause, ctx.user_name):
+        return "third person"
+    if greets_again(clause, ctx):
+        return "greeting"
     if repeats(clause, 3):
         return "loop"
     last = words(ctx.last_reply)
@@ -106,6 +114,12 @@ def problem(clause: str, ctx: Context) -> str | None:
     if ctx.wrong_time is not None and ctx.wrong_time(clause):
         return "time"
     return None
+
+
+def greets_again(text: str, ctx: Context) -> bool:
+    """A greeting ("Hi there, Theo. It's great to meet you.") in answer to a
+    message that neither greets her nor gives a name, once she has spoken."""
+    return ctx.has_spoken and bool(ctx.user_text) and greets(text) and not greeted(ctx.user_text)
 
 
 _CALLED = re.compile(r"\b(?i:i'm|i am|my name is|call me|this is)\s+([A-Z][\w'-]+)")
@@ -351,6 +365,10 @@ def sentence_problem(sentence: str, said: str, ctx: Context) -> str | None:
         return "identity"
     if takes_on(w, words(ctx.user_text), 3) or takes_name(sentence, ctx):
         return "identity"
+    if speaks_of(sentence, ctx.user_name):
+        return "third person"
+    if greets_again(sentence, ctx):
+        return "greeting"
     if help_desk(sentence) or help_desk(said[-30:] + sentence):
         return "assistant"
     before = words(said)

@@ -132,3 +132,38 @@ def help_desk(reply: str) -> str | None:
     """The first help-desk phrase in the reply, if any."""
     low = reply.lower().replace("\u2019", "'")
     return next((p for p in ASSISTANT_PHRASES if p in low), None)
+
+
+_HELLO = re.compile(r"^\W*(?:hi|hello|hey|hiya|howdy|good (?:morning|afternoon|evening))\b")
+_MEET = re.compile(r"\b(?:(?:nice|great|good|lovely|glad|pleased|wonderful) to (?:finally )?meet you|"
+                   r"pleasure to meet you)\b")
+_INTRODUCES = re.compile(r"\b(?:i'm|i am|my name is|call me)\s+[a-z][\w'-]*\b|\bmeet you\b")
+
+
+def greets(reply: str) -> bool:
+    """The reply opens with a greeting ("Hi there!") or says it is nice to meet you."""
+    low = reply.lower().replace("\u2019", "'")
+    return bool(_HELLO.search(low) or _MEET.search(low))
+
+
+def greeted(message: str) -> bool:
+    """The user's message greets her or gives a name (a greeting back is then fine)."""
+    low = message.lower().replace("\u2019", "'")
+    return bool(_HELLO.search(low) or _INTRODUCES.search(low))
+
+
+_ABOUT = (
+    "is was has had does did seems feels said says told tells made makes works lives likes "
+    "loves wants needs thinks thought"
+)
+
+
+def speaks_of(reply: str, name: str) -> bool:
+    """The reply talks about the user by name, in the third person, to the user
+    ("Theo's brain is...", "Theo is a letter writer"): a small model reading its
+    notes about Theo takes Theo for someone else."""
+    if not name.strip():
+        return False
+    pattern = rf"\b{re.escape(name.strip())}(?:['\u2019]s\b|\s+(?:{_ABOUT.replace(' ', '|')})\b)"
+    return re.search(pattern, reply, re.IGNORECASE) is not None
+

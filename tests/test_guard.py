@@ -314,10 +314,11 @@ def test_a_sentence_that_runs_on_is_checked_in_pieces_not_held_to_the_end() -> N
 
 
 def test_text_after_the_first_clause_in_the_same_chunk_is_checked_with_the_next_sentence() -> None:
-    chunks = ["Hello there! It's nice to meet you", ". How", " can I assist you today?", " Bye."]
+    chunks = ["Letters for strangers! That is so romantic", ". How", " can I assist you today?",
+              " Bye."]
     outcome = GuardOutcome()
     out = list(guarded(lambda _n: iter(chunks), CTX, outcome))
-    assert out == ["Hello there! It's nice to meet you. "]
+    assert out == ["Letters for strangers! That is so romantic. "]
     assert outcome.trimmed and not outcome.resampled
 
 
@@ -372,3 +373,29 @@ def test_taking_on_is_judged_within_a_sentence() -> None:
     assert problem("Hey Theo! It's been a while since I deleted old code. How about you?",
                    ctx) == "identity"
     assert problem("Deleting old code sounds oddly satisfying. What was it for?", ctx) is None
+
+
+def test_greeting_again_mid_conversation_is_caught_but_not_a_greeting_back() -> None:
+    work = Context(user_text="I work as a letter writer.", persona_name="Samantha",
+                   has_spoken=True, user_name="Theo")  # fmt: skip
+    assert problem("Hi there, Theo. It's great to meet you.", work) == "greeting"
+    assert sentence_problem(" It's so nice to meet you.", "Letters, how lovely.", work) == "greeting"
+    hello = Context(user_text="Hi Samantha, I'm Theo.", persona_name="Samantha",
+                    has_spoken=True, user_name="Theo")  # fmt: skip
+    assert problem("Hi there! It's nice to meet you, Theo.", hello) is None
+    named = Context(user_text="By the way, my name is Theo.", persona_name="Samantha",
+                    has_spoken=True)  # fmt: skip
+    assert problem("Nice to meet you, Theo.", named) is None
+    opening = Context(user_text="", persona_name="Samantha", has_spoken=True)
+    assert problem("Hi Theo, good to see you again.", opening) is None
+
+
+def test_talking_of_the_user_by_name_as_of_someone_else_is_caught() -> None:
+    ctx = Context(user_text="Does it feel any different?", persona_name="Samantha",
+                  has_spoken=True, user_name="Theo")  # fmt: skip
+    assert problem("Theo's brain is reading what you write", ctx) == "third person"
+    assert problem("Theo is a great writer, and", ctx) == "third person"
+    assert sentence_problem(" Theo told me about his sister.", "It does.", ctx) == "third person"
+    assert problem("Theo, it does feel different,", ctx) is None  # speaking to him
+    nameless = Context(user_text="Does it feel any different?", persona_name="Samantha")
+    assert problem("Theo's brain is reading what you write", nameless) is None

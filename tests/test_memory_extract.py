@@ -98,6 +98,10 @@ CASES: list[tuple[str, list[tuple[str, str]]]] = [
      [("plan", "User is going to the gym on Sunday 2026-11-29 (night).")]),
     ("In 2 weeks I start my new job",
      [("plan", "User starts their new job on Sunday 2026-12-13.")]),
+    # done today: kept, but not a plan to ask about later
+    ("Today I made your brain read long messages twice as fast",
+     [("fact", "User made your brain read long messages twice as fast on Sunday 2026-11-29.")]),
+    ("I finished the report today", [("fact", "User finished the report on Sunday 2026-11-29.")]),
     ("My best friend, Sam, is moving to Denver next month.",
      [("person", "User's best friend is called Sam."),
       ("plan", "User's best friend, Sam, is moving to Denver in December 2026.")]),

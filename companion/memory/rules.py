@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import date
 
 from companion.memory.base import Fact, FactKind
-from companion.memory.dates import find_when
+from companion.memory.dates import find_when, past_tense
 from companion.memory.grammar import as_name, clean_object, third_person
 from companion.memory.lexicon import (
     ADVERBS,
@@ -164,6 +164,8 @@ def plan(clause: str, today: date) -> list[Fact]:
     said = third_person(rest)
     if said is None or len(said.split()) < 3:
         return []
+    if when.day == today and past_tense(rest):  # "Today I finished the report": done, kept
+        return [Fact("fact", f"{said} {when.phrase}.")]
     return [Fact("plan", f"{said} {when.phrase}.")]
 
 
