@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from companion.replycheck import (
+    claims_role,
     greeted,
     greets,
     help_desk,
@@ -97,6 +98,8 @@ def problem(clause: str, ctx: Context) -> str | None:
         return "identity"
     # sentence by sentence: "...since I deleted old code. How about you?" is hers
     if any(takes_on(words(s), user, 3) for s in sentences(clause)) or takes_name(clause, ctx):
+        return "identity"
+    if claims_role(clause, ctx.user_text):
         return "identity"
     if speaks_of(clause, ctx.user_name):
         return "third person"
@@ -364,6 +367,8 @@ def sentence_problem(sentence: str, said: str, ctx: Context) -> str | None:
     if ctx.has_spoken and introduces_herself(sentence, ctx.persona_name):
         return "identity"
     if takes_on(w, words(ctx.user_text), 3) or takes_name(sentence, ctx):
+        return "identity"
+    if claims_role(sentence, ctx.user_text):
         return "identity"
     if speaks_of(sentence, ctx.user_name):
         return "third person"

@@ -167,3 +167,19 @@ def speaks_of(reply: str, name: str) -> bool:
     pattern = rf"\b{re.escape(name.strip())}(?:['\u2019]s\b|\s+(?:{_ABOUT.replace(' ', '|')})\b)"
     return re.search(pattern, reply, re.IGNORECASE) is not None
 
+
+_ROLE = re.compile(r"\b(?:i'm|i am|i work as|i'm working as|i am working as)\s+(?:a|an)\s+"
+                   r"([a-z-]+(?:\s+[a-z-]+)?)")
+
+
+def claims_role(reply: str, message: str) -> bool:
+    """She says she is what the user just said they are ("I'm a letter writer",
+    "I am a letterwriter" after "I work as a letter writer")."""
+    def roles(text: str) -> set[str]:
+        low = text.lower().replace("\u2019", "'")
+        return {m.group(1).replace(" ", "").replace("-", "") for m in _ROLE.finditer(low)}
+
+    theirs = roles(message)
+    return bool(theirs) and any(r.startswith(t) or t.startswith(r) for r in roles(reply)
+                                for t in theirs if min(len(r), len(t)) >= 4)
+

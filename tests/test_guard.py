@@ -399,3 +399,12 @@ def test_talking_of_the_user_by_name_as_of_someone_else_is_caught() -> None:
     assert problem("Theo, it does feel different,", ctx) is None  # speaking to him
     nameless = Context(user_text="Does it feel any different?", persona_name="Samantha")
     assert problem("Theo's brain is reading what you write", nameless) is None
+
+
+def test_claiming_the_users_job_is_caught() -> None:
+    ctx = Context(user_text="I work as a letter writer. I write personal letters.",
+                  persona_name="Samantha", has_spoken=True)  # fmt: skip
+    assert problem("I am a letterwriter,", ctx) == "identity"
+    assert problem("I'm a letter writer too,", ctx) == "identity"
+    assert problem("You're a letter writer? How lovely", ctx) is None
+    assert problem("I am a curious listener,", ctx) is None
