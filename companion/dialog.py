@@ -567,6 +567,7 @@ class Companion:
             wrong_time=wrong_time,
             fallback=fallback,
             note=_window_notes(prompt),
+            instead=_pick(self.prompts.guard_instead, self._state.relationship.turns),
         )
         outcome = self.last_guard = GuardOutcome()
         chunks = guarded(stream, context, outcome)
@@ -593,3 +594,9 @@ class Companion:
 
         self._last_reply = Reply(chunks, store, prefix=prefix, notes=notes)
         return self._last_reply
+
+
+def _pick(lines: tuple[str, ...], n: int) -> str:
+    """One of ``lines`` by ``n`` ("" when there are none)."""
+    return lines[n % len(lines)] if lines else ""
+

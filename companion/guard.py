@@ -9,8 +9,9 @@ words), checks it with the rules
 of :mod:`companion.replycheck`, and on a hit samples again (another seed,
 stronger penalties: the caller's ``attempt(n)`` decides), at most ``retries``
 times. The prompt is cached by then, so a retry costs only the few tokens of the
-clause. A reply that still fails is passed on as it is and reported, so that
-the dialog can keep it out of later prompts.
+clause. A reply that still fails loses its first sentence (the rest is checked
+as usual; with nothing left she says ``Context.instead``, a short line that
+listens) and is reported, so that the dialog can keep it out of later prompts.
 
 After the first clause the reply goes on a sentence at a time: each sentence is
 checked when it is complete (a help-desk phrase, an echo of the user, a new
@@ -86,6 +87,9 @@ class Context:
     #: The private note and instructions the reply was given: a reply that
     #: copies their wording (not the facts in them) is reading its notes aloud.
     note: str = ""
+    #: Said when every try failed and nothing after the failing sentence was
+    #: left to say ("" says nothing).
+    instead: str = ""
 
 
 def problem(clause: str, ctx: Context) -> str | None:
@@ -272,8 +276,22 @@ def guarded(
                 yield ctx.fallback
             return
         if issue is not None:
+            # every try failed: her first sentence is left out, the rest is checked
+            # as usual, and when nothing is left she says ctx.instead
             found.append(issue)
-            outcome.failed = True
+            outcome.failed = outcome.trimmed = True
+            outcome.problems = tuple(found)
+            try:
+                rest = _after_sentence(head, stream)
+                said = False
+                for piece in _sentences_after("", stream, ctx, outcome, rest):
+                    said = said or bool(words(piece))
+                    yield piece
+                if not said and ctx.instead:
+                    yield ctx.instead
+            finally:
+                _close(stream)
+            return
         outcome.problems = tuple(found)
         # What came in the same chunk after the clause's end is checked with the
         # next sentence, not shown with the clause.
@@ -320,6 +338,17 @@ def _sentences_after(
             yield end
     if held is not None:
         raise held
+
+
+def _after_sentence(text: str, stream: Iterator[str]) -> str:
+    """What follows the end of the sentence that ``text`` starts, reading ``stream``
+    as far as needed ("" when the reply ends first)."""
+    while (end := _SENTENCE_END.search(text)) is None:
+        chunk = next(stream, None)
+        if chunk is None:
+            return ""
+        text += chunk
+    return text[end.end() :]
 
 
 def _trailing_off(said: str) -> str:

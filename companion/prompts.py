@@ -29,6 +29,9 @@ class Prompts:
     examples_start: str
     examples_skipped: str
     plans: dict[str, str]
+    #: Said instead of a reply that failed the guard every time (see
+    #: :attr:`companion.guard.Context.instead`).
+    guard_instead: tuple[str, ...] = ()
 
     def templates(self, *, char: str, user: str) -> PromptTemplates:
         """The templates for :func:`~companion.prompt.build_prompt`, names filled in."""
@@ -74,4 +77,14 @@ def load_prompts() -> Prompts:
         examples_start=_get(data, "examples", "chat_start", source),
         examples_skipped=_get(data, "examples", "skipped", source),
         plans={key: _get(data, "plans", key, source) for key in PLAN_KEYS},
+        guard_instead=_lines(data, "guard", "instead", source),
     )
+
+
+def _lines(data: dict[str, Any], section: str, key: str, source: str) -> tuple[str, ...]:
+    value = data.get(section, {}).get(key)
+    if not isinstance(value, list) or not value or not all(
+        isinstance(x, str) and x.strip() for x in value
+    ):
+        raise ConfigError(f"[{section}].{key} must be a list of texts", path=source)
+    return tuple(value)

@@ -135,8 +135,8 @@ def help_desk(reply: str) -> str | None:
 
 
 _HELLO = re.compile(r"^\W*(?:hi|hello|hey|hiya|howdy|good (?:morning|afternoon|evening))\b")
-_MEET = re.compile(r"\b(?:(?:nice|great|good|lovely|glad|pleased|wonderful) to (?:finally )?meet you|"
-                   r"pleasure to meet you)\b")
+_MEET = re.compile(r"\b(?:(?:nice|great|good|lovely|glad|pleased|wonderful) to "
+                   r"(?:finally )?meet you|pleasure to meet you)\b")
 _INTRODUCES = re.compile(r"\b(?:i'm|i am|my name is|call me)\s+[a-z][\w'-]*\b|\bmeet you\b")
 
 

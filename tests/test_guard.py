@@ -146,24 +146,27 @@ def test_a_bad_start_is_sampled_again(bad: str, found: str) -> None:
     assert outcome == GuardOutcome(resampled=1, problems=(found,), failed=False)
 
 
-def test_at_most_twice_then_the_last_try_goes_out_flagged() -> None:
+def test_at_most_twice_then_the_last_try_loses_its_failing_sentence() -> None:
     bad = ["You write letters for other people?", "As an AI, I love letters.",
-           "Hi, I'm Samantha, and you write letters."]  # fmt: skip
+           "Hi, I'm Samantha, and you write letters. Which ones do you like best?"]  # fmt: skip
     attempts = Attempts(*bad)
     text, outcome = run(attempts)
     assert attempts.made == [0, 1, 2]
-    assert text == bad[2]
-    assert outcome.resampled == 2 and outcome.failed
+    assert text == "Which ones do you like best?"
+    assert outcome.resampled == 2 and outcome.failed and outcome.trimmed
     assert outcome.problems == ("echo", "assistant", "identity")
     assert all(attempts.closed)
 
 
-def test_retries_setting_bounds_the_attempts() -> None:
+def test_with_nothing_left_she_says_the_line_that_listens() -> None:
     attempts = Attempts("You write letters for other people?", GOOD)
     outcome = GuardOutcome()
-    text = "".join(guarded(attempts, CTX, outcome, retries=0)).strip()
+    ctx = replace(CTX, instead="Go on, I'm listening.")
+    text = "".join(guarded(attempts, ctx, outcome, retries=0)).strip()
     assert attempts.made == [0] and outcome.failed and outcome.resampled == 0
-    assert text == "You write letters for other people?"
+    assert text == "Go on, I'm listening."
+    assert "".join(guarded(Attempts("You write letters for other people?"), CTX,
+                           GuardOutcome(), retries=0)) == ""  # fmt: skip
 
 
 def test_an_echo_after_a_short_interjection_is_caught() -> None:
@@ -252,11 +255,12 @@ def test_a_reply_that_still_fails_is_stored_but_not_fed_back(companion_home: Pat
     bad = "As an AI, I'm here to help you with that."
     llm = FakeLLM([bad, bad, bad, "Okay."])
     with open_test_companion(companion_home, llm=llm, user="theo") as c:
-        assert c.say("hello there").text() == bad
+        instead = c.say("hello there").text()
+        assert instead in c.prompts.guard_instead  # nothing of the reply was left
         assert c.last_guard is not None and c.last_guard.failed
         assert c.say("what's new?").text() == "Okay."
     stored = rows(companion_home, "select content from turns where role = 'assistant'")
-    assert stored == [(bad,), ("Okay.",)]
+    assert stored == [(instead,), ("Okay.",)]
     # the failed exchange is left out whole (user and assistant still alternate;
     # a stand-in for the reply would be copied by the model)
     last_prompt = [m.content for m in llm.calls[-1]]
@@ -354,8 +358,8 @@ def test_giving_the_users_name_as_her_own_is_caught() -> None:
 
 
 def test_a_reply_that_failed_every_try_still_loses_its_later_bad_sentences() -> None:
-    """The last try's first clause goes out flagged, but what follows is checked
-    as usual: a later sentence that takes on the user's life is cut."""
+    """The last try's first sentence is left out, and what follows is checked as
+    usual: a later sentence that takes on the user's life is cut."""
     ctx = replace(CTX, user_text="Long day: I spent it deleting old code at work.",
                   has_spoken=True)
     last = ("Hi there, I am Samantha. Long today: I spent a lot of time deleting old "
@@ -363,8 +367,7 @@ def test_a_reply_that_failed_every_try_still_loses_its_later_bad_sentences() -> 
     attempts = Attempts("Hi, I am Samantha.", "Hi, I am Samantha!", last)
     text, outcome = run(attempts, ctx)
     assert outcome.failed and outcome.trimmed
-    assert text.startswith("Hi there, I am Samantha.")
-    assert "deleting old files" not in text
+    assert "Samantha" not in text and "deleting old files" not in text
 
 
 def test_taking_on_is_judged_within_a_sentence() -> None:
@@ -379,7 +382,8 @@ def test_greeting_again_mid_conversation_is_caught_but_not_a_greeting_back() -> 
     work = Context(user_text="I work as a letter writer.", persona_name="Samantha",
                    has_spoken=True, user_name="Theo")  # fmt: skip
     assert problem("Hi there, Theo. It's great to meet you.", work) == "greeting"
-    assert sentence_problem(" It's so nice to meet you.", "Letters, how lovely.", work) == "greeting"
+    later = sentence_problem(" It's so nice to meet you.", "Letters, how lovely.", work)
+    assert later == "greeting"
     hello = Context(user_text="Hi Samantha, I'm Theo.", persona_name="Samantha",
                     has_spoken=True, user_name="Theo")  # fmt: skip
     assert problem("Hi there! It's nice to meet you, Theo.", hello) is None

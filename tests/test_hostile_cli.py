@@ -31,7 +31,9 @@ BOUNDED = settings(max_examples=15, deadline=None,
                    suppress_health_check=[HealthCheck.function_scoped_fixture,
                                           HealthCheck.too_slow])
 SENTINEL = "sentinel message"
-ANSWER = "Mm, sentinel message. Tell me more about that? I'm listening."
+# the fake's answer to it; its first sentence may be left out by the reply guard
+# (the same answer again, in a home that earlier examples used, reads as a loop)
+ANSWER = "Tell me more about that? I'm listening."
 
 
 def chat(lines: list[bytes], *extra: str) -> tuple[int, str, str]:
