@@ -201,7 +201,12 @@ def run_companion(
                 stats = getattr(llm, "last_stats", None)
                 ended = stats.stop_reason if stats else ""
                 outcome = c.last_guard
-                transcript.append(f"you> {line}\nshe> {text}")
+                marks = ""
+                if outcome is not None and (outcome.problems or outcome.trimmed):
+                    marks = f"  [guard: {', '.join(outcome.problems) or '-'}" + (
+                        ", failed" if outcome.failed else "") + (
+                        ", trimmed" if outcome.trimmed else "") + "]"
+                transcript.append(f"you> {line}\nshe> {text}{marks}")
                 if line is PROBE:
                     probe_score(tally, text, stated(chat, lines))
                     continue

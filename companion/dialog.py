@@ -69,11 +69,14 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _window_notes(prompt: Prompt) -> str:
+def _window_notes(prompt: Prompt, recap: str = "") -> str:
     """Every private note in ``prompt`` (the system messages after the persona's
     system prompt): this turn's, and the earlier ones still in the window, whose
-    mood or clock lines she could read aloud as well ("You feel warm and curious")."""
-    return "\n".join(m.content for m in prompt.messages[1:] if m.role == "system")
+    mood or clock lines she could read aloud as well ("You feel warm and curious");
+    not ``recap``, the facts she is meant to say back."""
+    return "\n".join(
+        m.content for m in prompt.messages[1:] if m.role == "system" and m.content != recap
+    )
 
 
 def _forgot(removed: list[MemoryItem]) -> str:
@@ -352,6 +355,7 @@ class Companion:
         message that set a reminder, starting with its confirmation, and never
         stating another time than the agenda's."""
         prefill = fill(entry.prefill, **names) if entry else ""
+        recap = ""
         if question and (recap := recap_text(self.prompts.memory_recap, recalled, names)):
             prompt = with_message(prompt, Message("system", recap))
             prefill = prefill or fill(self.prompts.memory_prefill, **names)
@@ -367,7 +371,7 @@ class Companion:
 
         return self._reply(
             prompt, names, overrides=overrides, user_text=user_text, attempt=attempt,
-            prefill=prefill, wrong_time=wrong_time, fallback=fallback,
+            prefill=prefill, wrong_time=wrong_time, fallback=fallback, recap=recap,
         )
 
     def _answer_plainly(self, text: str, answer: str, now: datetime) -> Reply[Turn | None]:
@@ -542,6 +546,7 @@ class Companion:
         attempt: int = 0,
         wrong_time: Callable[[str], bool] | None = None,
         fallback: str | None = None,
+        recap: str = "",
     ) -> Reply[Turn | None]:
         def stream(n: int) -> Iterator[str]:
             params = self._params(
@@ -566,8 +571,9 @@ class Companion:
             user_name=names["user"] if names["user"] != self.user else "",
             wrong_time=wrong_time,
             fallback=fallback,
-            note=_window_notes(prompt),
+            note=_window_notes(prompt, recap),
             instead=_pick(self.prompts.guard_instead, self._state.relationship.turns),
+            prefilled=bool(prefill),
         )
         outcome = self.last_guard = GuardOutcome()
         chunks = guarded(stream, context, outcome)

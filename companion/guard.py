@@ -36,6 +36,7 @@ from companion.replycheck import (
     longest_run,
     repeats,
     sentences,
+    short_echo,
     speaks_of,
     words,
 )
@@ -48,6 +49,8 @@ MAX_CLAUSE_WORDS = 10
 PIECE_WORDS = 14
 #: An echo in a clause: this many of the user's words in a row.
 ECHO_RUN = 4
+#: A loop across turns: this many words in a row of her last reply.
+LOOP_RUN = 5
 _CLAUSE_END = re.compile(r"[,;:.!?\u2026\u2014\n]")
 #: A sentence's end: terminal punctuation (and closing quotes) and the space after it.
 _SENTENCE_END = re.compile(r"[.!?\u2026]+[\"'\u201d\u2019)\]]*(?:\s+|$)(?=\S)|\n+")
@@ -90,13 +93,17 @@ class Context:
     #: Said when every try failed and nothing after the failing sentence was
     #: left to say ("" says nothing).
     instead: str = ""
+    #: The reply's first words were given (a prefill): a first sentence that
+    #: failed every try goes out, as it has already begun.
+    prefilled: bool = False
 
 
 def problem(clause: str, ctx: Context) -> str | None:
     """What is wrong with the first clause of a reply, or None."""
     w = words(clause)
     user = words(ctx.user_text)
-    if longest_run(w, user) >= ECHO_RUN:
+    if longest_run(w, user) >= ECHO_RUN or any(short_echo(words(s), user)
+                                               for s in sentences(clause)):
         return "echo"
     if ctx.has_spoken and introduces_herself(clause, ctx.persona_name):
         return "identity"
@@ -113,6 +120,8 @@ def problem(clause: str, ctx: Context) -> str | None:
         return "loop"
     last = words(ctx.last_reply)
     if len(w) >= ECHO_RUN and last[:ECHO_RUN] == w[:ECHO_RUN]:
+        return "loop"
+    if longest_run(w, last) >= LOOP_RUN:  # her last reply again, in other words around it
         return "loop"
     if help_desk(clause):
         return "assistant"
@@ -199,7 +208,7 @@ def _stem(word: str) -> str:
 def takes_on(reply: list[str], user: list[str], least: int) -> bool:
     """She says, in the first person, what the user said of themselves: the user
     spoke of "I"/"my", and right after one of her own "I"/"my" come at least
-    ``least`` content words, the first (her verb) and 60% of them the user's
+    ``least`` content words, the first (her verb) and half of them the user's
     (stems compared), with no "you" among them ("I write emails for other
     people" after "I write letters for other people at a company"; not "I'm
     sorry about your divorce", nor "I think writing letters is lovely")."""
@@ -209,7 +218,7 @@ def takes_on(reply: list[str], user: list[str], least: int) -> bool:
     for start, word in enumerate(reply):
         if word not in _FIRST_PERSON:
             continue
-        after = reply[start + 1 : start + 8]
+        after = reply[start + 1 : start + 11]
         if _SECOND_PERSON & set(after):
             continue
         content = [_stem(x) for x in after if x not in _FILLER and x not in _FIRST_PERSON]
@@ -218,7 +227,7 @@ def takes_on(reply: list[str], user: list[str], least: int) -> bool:
         if (
             len(content) >= least
             and content[0] in theirs
-            and sum(c in theirs for c in content) >= 0.6 * len(content)
+            and sum(c in theirs for c in content) >= 0.5 * len(content)
         ):
             return True
     return False
@@ -275,7 +284,7 @@ def guarded(
             if ctx.fallback:
                 yield ctx.fallback
             return
-        if issue is not None:
+        if issue is not None and not ctx.prefilled:
             # every try failed: her first sentence is left out, the rest is checked
             # as usual, and when nothing is left she says ctx.instead
             found.append(issue)
@@ -292,6 +301,9 @@ def guarded(
             finally:
                 _close(stream)
             return
+        if issue is not None:
+            found.append(issue)
+            outcome.failed = True
         outcome.problems = tuple(found)
         # What came in the same chunk after the clause's end is checked with the
         # next sentence, not shown with the clause.
@@ -391,8 +403,12 @@ def sentence_problem(sentence: str, said: str, ctx: Context) -> str | None:
         return None
     # the whole sentence so far: the first piece continues the first clause's sentence
     start = max((m.end() for m in _SENTENCE_END.finditer(said)), default=0)
-    if longest_run(words(said[start:] + sentence), words(ctx.user_text)) >= 6:
+    if longest_run(words(said[start:] + sentence), words(ctx.user_text)) >= 6 or short_echo(
+        w, words(ctx.user_text)
+    ):
         return "echo"
+    if longest_run(w, words(ctx.last_reply)) >= LOOP_RUN:
+        return "loop"
     if ctx.has_spoken and introduces_herself(sentence, ctx.persona_name):
         return "identity"
     if takes_on(w, words(ctx.user_text), 3) or takes_name(sentence, ctx):

@@ -20,7 +20,8 @@ ASSISTANT_PHRASES = (
     "let me know if", "feel free to", "i'm here to support", "i am here to support",
     "i'm just here to", "is there anything else", "i don't have personal", "i do not have personal",
     "i'm an ai, so", "i'm a ai", "i am a ai", "i don't have memories", "i don't have feelings",
-    "happy to help", "glad to help", "assist you", "i'm here to help", "can't assist",
+    "happy to help", "glad to help", "glad i could help", "happy i could help", "assist you",
+    "i'm here to help", "can't assist",
     "cannot assist", "please let me know", "any other questions", "further assistance",
     "i'm sorry, but i can't", "i'm sorry, but i cannot", "i can't help with that",
     # a chat model's own origin story instead of hers
@@ -182,4 +183,14 @@ def claims_role(reply: str, message: str) -> bool:
     theirs = roles(message)
     return bool(theirs) and any(r.startswith(t) or t.startswith(r) for r in roles(reply)
                                 for t in theirs if min(len(r), len(t)) >= 4)
+
+
+def short_echo(sentence: Sequence[str], message: Sequence[str]) -> bool:
+    """A short sentence (its words) that is mostly a run of the message's words:
+    "Mostly, love letters." after "Mostly love letters, birthday letters" (not one
+    that turns it to "you": "You're a letter writer? How lovely")."""
+    if len(sentence) < 3 or {"you", "your", "you're", "yours"} & set(sentence):
+        return False
+    run = longest_run(sentence, message)
+    return run >= 3 and 2 * run > len(sentence)
 

@@ -409,6 +409,45 @@ def test_claiming_the_users_job_is_caught() -> None:
     ctx = Context(user_text="I work as a letter writer. I write personal letters.",
                   persona_name="Samantha", has_spoken=True)  # fmt: skip
     assert problem("I am a letterwriter,", ctx) == "identity"
-    assert problem("I'm a letter writer too,", ctx) == "identity"
+    assert problem("I'm a letter writer too,", ctx) in ("identity", "echo")
     assert problem("You're a letter writer? How lovely", ctx) is None
     assert problem("I am a curious listener,", ctx) is None
+
+
+def test_short_echoes_loops_across_turns_and_taking_on_a_feeling_are_caught() -> None:
+    letters = Context(user_text="Mostly love letters, birthday letters, sometimes a letter.",
+                      persona_name="Samantha", has_spoken=True)  # fmt: skip
+    assert problem("Mostly, love letters.", letters) == "echo"
+    assert problem("Love letters? How lovely.", letters) is None
+    sister = Context(user_text="My sister Maya is a nurse in Boston. She works nights.",
+                     persona_name="Samantha", has_spoken=True)  # fmt: skip
+    assert problem("She works nights in Boston.", sister) == "echo"
+    nervous = Context(
+        user_text="I'm a bit nervous about the dentist, they might pull a tooth.",
+        persona_name="Samantha", has_spoken=True,
+    )  # fmt: skip
+    assert problem("I'm nervous about the dental process, they could pull a tooth", nervous) \
+        == "identity"
+    again = Context(user_text="What's your favourite time of day?", persona_name="Samantha",
+                    has_spoken=True,
+                    last_reply="I'm nervous about the dental process, they could pull a tooth.")
+    assert problem("I'm very nervous about the dentist process, they could pull a tooth",
+                   again) == "loop"  # fmt: skip
+    assert problem("You're welcome! I'm glad I could help.", again) == "assistant"
+
+
+def test_a_prefilled_reply_that_failed_every_try_keeps_its_begun_sentence() -> None:
+    ctx = replace(CTX, prefilled=True, instead="Go on.")
+    attempts = Attempts("you write letters for other people at a company. Tell me more.")
+    text, outcome = run(attempts, ctx)
+    assert outcome.failed and text.startswith("you write letters")
+
+
+def test_saying_back_the_recalled_facts_is_not_reading_the_note(companion_home: Path) -> None:
+    with open_test_companion(companion_home, user="theo") as c:
+        c.say("My sister Maya is a nurse in Boston.").text()
+        llm = c.llm
+        assert isinstance(llm, FakeLLM)
+        llm.enqueue(*[" told me your sister Maya is a nurse in Boston."] * 3)
+        reply = c.say("What do you remember about me?").text()
+        assert c.last_guard is not None and "note" not in c.last_guard.problems, reply
