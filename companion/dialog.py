@@ -559,15 +559,14 @@ class Companion:
         self.last_guard = None
         if not self.config.reply_guard:  # (a greeting is checked too: user_text "")
             return self._reply_from(stream(0), prefix=prefill, notes=notes)
-        last = next(
-            (t.content for t in reversed(self.store.recent_turns(self.user, 4))
-             if t.role == "assistant"), "",
-        )  # fmt: skip
+        mine = [t.content for t in self.store.recent_turns(self.user, 8) if t.role == "assistant"]
+        last = mine[-1] if mine else ""
         context = GuardContext(
             user_text=user_text,
             persona_name=self.persona.name,
             has_spoken=bool(last) or self._state.relationship.turns > 1,
             last_reply=last,
+            recent="\n".join(mine[-3:]),
             user_name=names["user"] if names["user"] != self.user else "",
             wrong_time=wrong_time,
             fallback=fallback,

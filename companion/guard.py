@@ -78,6 +78,9 @@ class Context:
     has_spoken: bool = True
     #: Her previous reply (a reply starting the same way is a loop across turns).
     last_reply: str = ""
+    #: Her last few replies (a run of :data:`LOOP_RUN` of their words again is a
+    #: loop; "" reads ``last_reply`` alone).
+    recent: str = ""
     #: Whether a piece of the reply states another date or time than the one
     #: the turn set in the agenda (see :mod:`companion.agenda.intake`).
     wrong_time: Callable[[str], bool] | None = None
@@ -121,7 +124,7 @@ def problem(clause: str, ctx: Context) -> str | None:
     last = words(ctx.last_reply)
     if len(w) >= ECHO_RUN and last[:ECHO_RUN] == w[:ECHO_RUN]:
         return "loop"
-    if longest_run(w, last) >= LOOP_RUN:  # her last reply again, in other words around it
+    if longest_run(w, words(ctx.recent or ctx.last_reply)) >= LOOP_RUN:  # said again
         return "loop"
     if help_desk(clause):
         return "assistant"
@@ -407,7 +410,7 @@ def sentence_problem(sentence: str, said: str, ctx: Context) -> str | None:
         w, words(ctx.user_text)
     ):
         return "echo"
-    if longest_run(w, words(ctx.last_reply)) >= LOOP_RUN:
+    if longest_run(w, words(ctx.recent or ctx.last_reply)) >= LOOP_RUN:
         return "loop"
     if ctx.has_spoken and introduces_herself(sentence, ctx.persona_name):
         return "identity"

@@ -21,7 +21,8 @@ ASSISTANT_PHRASES = (
     "i'm just here to", "is there anything else", "i don't have personal", "i do not have personal",
     "i'm an ai, so", "i'm a ai", "i am a ai", "i don't have memories", "i don't have feelings",
     "happy to help", "glad to help", "glad i could help", "happy i could help", "assist you",
-    "i'm here to help", "can't assist",
+    "i'm here to help", "can't assist", "conversation helpful", "found this helpful",
+    "found it helpful", "found our chat helpful",
     "cannot assist", "please let me know", "any other questions", "further assistance",
     "i'm sorry, but i can't", "i'm sorry, but i cannot", "i can't help with that",
     # a chat model's own origin story instead of hers

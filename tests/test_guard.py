@@ -451,3 +451,14 @@ def test_saying_back_the_recalled_facts_is_not_reading_the_note(companion_home: 
         llm.enqueue(*[" told me your sister Maya is a nurse in Boston."] * 3)
         reply = c.say("What do you remember about me?").text()
         assert c.last_guard is not None and "note" not in c.last_guard.problems, reply
+
+
+def test_her_words_from_any_of_her_last_replies_again_are_a_loop() -> None:
+    ctx = Context(user_text="I'm a bit nervous about it.", persona_name="Samantha",
+                  has_spoken=True, last_reply="Noted: dentist appointment, on Thursday at 3 pm.",
+                  recent="That's great! You are making something positive happen in this area.\n"
+                         "Noted: dentist appointment, on Thursday at 3 pm.")  # fmt: skip
+    assert sentence_problem(" You are making something positive happen here.", "Oh no.", ctx) \
+        == "loop"
+    assert problem("That's a bit scary, but you'll be fine.", ctx) is None
+    assert problem("I'm glad you found our conversation helpful.", ctx) == "assistant"
