@@ -559,7 +559,9 @@ class Companion:
         self.last_guard = None
         if not self.config.reply_guard:  # (a greeting is checked too: user_text "")
             return self._reply_from(stream(0), prefix=prefill, notes=notes)
-        mine = [t.content for t in self.store.recent_turns(self.user, 8) if t.role == "assistant"]
+        recent = self.store.recent_turns(self.user, 8)
+        mine = [t.content for t in recent if t.role == "assistant"]
+        theirs = [t.content for t in recent if t.role == "user" and t.content != user_text]
         last = mine[-1] if mine else ""
         context = GuardContext(
             user_text=user_text,
@@ -567,6 +569,7 @@ class Companion:
             has_spoken=bool(last) or self._state.relationship.turns > 1,
             last_reply=last,
             recent="\n".join(mine[-3:]),
+            user_before=theirs[-1] if theirs else "",
             user_name=names["user"] if names["user"] != self.user else "",
             wrong_time=wrong_time,
             fallback=fallback,

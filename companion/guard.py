@@ -78,6 +78,9 @@ class Context:
     has_spoken: bool = True
     #: Her previous reply (a reply starting the same way is a loop across turns).
     last_reply: str = ""
+    #: The user's message before this one: what they said of themselves there is
+    #: theirs too ("I've been writing letters" a turn after they said so).
+    user_before: str = ""
     #: Her last few replies (a run of :data:`LOOP_RUN` of their words again is a
     #: loop; "" reads ``last_reply`` alone).
     recent: str = ""
@@ -111,7 +114,8 @@ def problem(clause: str, ctx: Context) -> str | None:
     if ctx.has_spoken and introduces_herself(clause, ctx.persona_name):
         return "identity"
     # sentence by sentence: "...since I deleted old code. How about you?" is hers
-    if any(takes_on(words(s), user, 3) for s in sentences(clause)) or takes_name(clause, ctx):
+    theirs = words(f"{ctx.user_before}\n{ctx.user_text}")
+    if any(takes_on(words(s), theirs, 3) for s in sentences(clause)) or takes_name(clause, ctx):
         return "identity"
     if claims_role(clause, ctx.user_text):
         return "identity"
@@ -414,7 +418,7 @@ def sentence_problem(sentence: str, said: str, ctx: Context) -> str | None:
         return "loop"
     if ctx.has_spoken and introduces_herself(sentence, ctx.persona_name):
         return "identity"
-    if takes_on(w, words(ctx.user_text), 3) or takes_name(sentence, ctx):
+    if takes_on(w, words(f"{ctx.user_before}\n{ctx.user_text}"), 3) or takes_name(sentence, ctx):
         return "identity"
     if claims_role(sentence, ctx.user_text):
         return "identity"

@@ -462,3 +462,13 @@ def test_her_words_from_any_of_her_last_replies_again_are_a_loop() -> None:
         == "loop"
     assert problem("That's a bit scary, but you'll be fine.", ctx) is None
     assert problem("I'm glad you found our conversation helpful.", ctx) == "assistant"
+
+
+def test_taking_on_what_the_user_said_a_message_before_is_caught() -> None:
+    ctx = Context(user_text="Mostly love letters, birthday letters, sometimes a letter.",
+                  user_before="I write personal letters for people who can't find the words.",
+                  persona_name="Samantha", has_spoken=True)  # fmt: skip
+    said = "Love letters, how lovely."
+    assert sentence_problem(" I've been writing letters for people who can't find their words.",
+                            said, ctx) == "identity"  # fmt: skip
+    assert problem("Love letters? I adore that.", ctx) is None
