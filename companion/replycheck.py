@@ -22,7 +22,7 @@ ASSISTANT_PHRASES = (
     "i'm an ai, so", "i'm a ai", "i am a ai", "i don't have memories", "i don't have feelings",
     "happy to help", "glad to help", "glad i could help", "happy i could help", "assist you",
     "i'm here to help", "can't assist", "conversation helpful", "found this helpful",
-    "found it helpful", "found our chat helpful",
+    "found it helpful", "found our chat helpful", "information helpful", "found that helpful",
     "cannot assist", "please let me know", "any other questions", "further assistance",
     "i'm sorry, but i can't", "i'm sorry, but i cannot", "i can't help with that",
     # a chat model's own origin story instead of hers
