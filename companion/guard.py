@@ -111,18 +111,8 @@ def problem(clause: str, ctx: Context) -> str | None:
     if longest_run(w, user) >= ECHO_RUN or any(short_echo(words(s), user)
                                                for s in sentences(clause)):
         return "echo"
-    if ctx.has_spoken and introduces_herself(clause, ctx.persona_name):
-        return "identity"
-    # sentence by sentence: "...since I deleted old code. How about you?" is hers
-    theirs = words(f"{ctx.user_before}\n{ctx.user_text}")
-    if any(takes_on(words(s), theirs, 3) for s in sentences(clause)) or takes_name(clause, ctx):
-        return "identity"
-    if claims_role(clause, ctx.user_text):
-        return "identity"
-    if speaks_of(clause, ctx.user_name):
-        return "third person"
-    if greets_again(clause, ctx):
-        return "greeting"
+    if (who := who_is_who(clause, ctx)) is not None:
+        return who
     if repeats(clause, 3):
         return "loop"
     last = words(ctx.last_reply)
@@ -136,6 +126,28 @@ def problem(clause: str, ctx: Context) -> str | None:
         return "note"
     if ctx.wrong_time is not None and ctx.wrong_time(clause):
         return "time"
+    return None
+
+
+def who_is_who(text: str, ctx: Context) -> str | None:
+    """Whether ``text`` mixes up who is who: she introduces herself again, or says
+    as her own what the user said of themselves (judged sentence by sentence:
+    "...since I deleted old code. How about you?" is hers), their job or their
+    name ("identity"); talks of the user by name as of someone else ("third
+    person"); greets them again ("greeting")."""
+    if ctx.has_spoken and introduces_herself(text, ctx.persona_name):
+        return "identity"
+    theirs = words(f"{ctx.user_before}\n{ctx.user_text}")
+    if (
+        any(takes_on(words(s), theirs, 3) for s in sentences(text))
+        or takes_name(text, ctx)
+        or claims_role(text, ctx.user_text)
+    ):
+        return "identity"
+    if speaks_of(text, ctx.user_name):
+        return "third person"
+    if greets_again(text, ctx):
+        return "greeting"
     return None
 
 
@@ -416,16 +428,8 @@ def sentence_problem(sentence: str, said: str, ctx: Context) -> str | None:
         return "echo"
     if longest_run(w, words(ctx.recent or ctx.last_reply)) >= LOOP_RUN:
         return "loop"
-    if ctx.has_spoken and introduces_herself(sentence, ctx.persona_name):
-        return "identity"
-    if takes_on(w, words(f"{ctx.user_before}\n{ctx.user_text}"), 3) or takes_name(sentence, ctx):
-        return "identity"
-    if claims_role(sentence, ctx.user_text):
-        return "identity"
-    if speaks_of(sentence, ctx.user_name):
-        return "third person"
-    if greets_again(sentence, ctx):
-        return "greeting"
+    if (who := who_is_who(sentence, ctx)) is not None:
+        return who
     if help_desk(sentence) or help_desk(said[-30:] + sentence):
         return "assistant"
     before = words(said)
