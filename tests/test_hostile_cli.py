@@ -8,6 +8,7 @@ input leaves the store as it was. Strategies: tests/hostile_inputs.py.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 from hostile_inputs import (
@@ -31,14 +32,22 @@ BOUNDED = settings(max_examples=15, deadline=None,
                    suppress_health_check=[HealthCheck.function_scoped_fixture,
                                           HealthCheck.too_slow])
 SENTINEL = "sentinel message"
-# the fake's answer to it; its first sentence may be left out by the reply guard
-# (the same answer again, in a home that earlier examples used, reads as a loop)
-ANSWER = "Tell me more about that? I'm listening."
+# how the fake's answer to it starts (it goes on by how many messages came before)
+ANSWER = "Mm, sentinel message."
 
 
-def chat(lines: list[bytes], *extra: str) -> tuple[int, str, str]:
+_USERS = itertools.count()
+
+
+def new_user() -> str:
+    """A user of their own for one example: what she said in earlier examples does
+    not read as her repeating herself to this one."""
+    return f"h{next(_USERS)}"
+
+
+def chat(lines: list[bytes], *extra: str, user: str = "h") -> tuple[int, str, str]:
     stdin = b"".join(line + b"\n" for line in lines)
-    return run_cli(["chat", "--model", "fake", "--no-greeting", "--user", "h", *extra], stdin)
+    return run_cli(["chat", "--model", "fake", "--no-greeting", "--user", user, *extra], stdin)
 
 
 def encoded(text: str) -> bytes:
@@ -73,7 +82,7 @@ def test_any_line_typed_into_the_chat_is_answered_or_refused_and_the_chat_goes_o
     line: bytes,
 ) -> None:
     raw = line.replace(b"\n", b" ").replace(b"\r", b" ")
-    status, out, err = chat([raw, SENTINEL.encode()])
+    status, out, err = chat([raw, SENTINEL.encode()], user=new_user())
     assert status == 0, err
     assert not raw_markers(out + err), (out, err)
     assert ANSWER in out  # the line after a hostile one is not lost
@@ -85,10 +94,11 @@ def test_any_line_typed_into_the_chat_is_answered_or_refused_and_the_chat_goes_o
 def test_slash_commands_answer_in_one_line_and_a_refusal_forgets_nothing(
     companion_home: Path, command: str
 ) -> None:
-    seed_status, _, seed_err = chat([b"I love green tea and my cat is called Tom."])
+    user = new_user()
+    seed_status, _, seed_err = chat([b"I love green tea and my cat is called Tom."], user=user)
     assert seed_status == 0, seed_err
     facts_before = snapshot(companion_home).get("facts")
-    status, out, err = chat([encoded(command), SENTINEL.encode(), SENTINEL.encode()])
+    status, out, err = chat([encoded(command), SENTINEL.encode(), SENTINEL.encode()], user=user)
     assert "Traceback" not in err
     assert not raw_markers(out + err), (out, err)
     quits = command.strip().partition(" ")[0] in ("/quit", "/exit", "/bye")

@@ -24,14 +24,24 @@ Responder = Callable[[Sequence[Message]], str]
 _CHUNK = re.compile(r"\S+\s*|\s+")
 
 
-def _default_responder(messages: Sequence[Message]) -> str:
+#: How the default reply goes on, by the number of the call: a reply sampled again
+#: ends otherwise, and none ends as the three before it (the reply guard reads a loop).
+ENDINGS = (
+    "Tell me more about that? I'm listening.",
+    "And how do you feel about it?",
+    "What happened then?",
+    "I'd love to hear the rest.",
+)
+
+
+def _default_responder(messages: Sequence[Message], call: int = 1) -> str:
     last = next((m.content for m in reversed(messages) if m.role == "user"), "")
     words = last.split()
     if not words:
         return "I'm here. What's on your mind?"
-    # A few of the user's last words (not so many that the reply guard takes it for an echo).
-    topic = " ".join(words[-3:]).rstrip(".!?")
-    return f"Mm, {topic}. Tell me more about that? I'm listening."
+    # The user's last two words (not so many that the reply guard takes it for an echo).
+    topic = " ".join(words[-2:]).rstrip(".!?")
+    return f"Mm, {topic}. {ENDINGS[(call - 1) % len(ENDINGS)]}"
 
 
 class FakeLLM:
@@ -54,7 +64,7 @@ class FakeLLM:
         self.context_length = context_length
         self.delay = delay
         self._queue: deque[str] = deque(replies)
-        self._responder = responder or _default_responder
+        self._responder = responder or (lambda m: _default_responder(m, len(self.calls)))
         self.calls: list[list[Message]] = []
         self.params: list[GenerationParams] = []
         #: Prompts read ahead by :meth:`prepare` (speculation), oldest first.
