@@ -23,6 +23,7 @@ ASSISTANT_PHRASES = (
     "happy to help", "glad to help", "glad i could help", "happy i could help", "assist you",
     "i'm here to help", "can't assist", "conversation helpful", "found this helpful",
     "found it helpful", "found our chat helpful", "information helpful", "found that helpful",
+    "found my help", "my help helpful",
     "cannot assist", "please let me know", "any other questions", "further assistance",
     "i'm sorry, but i can't", "i'm sorry, but i cannot", "i can't help with that",
     # a chat model's own origin story instead of hers
@@ -166,8 +167,13 @@ def speaks_of(reply: str, name: str) -> bool:
     notes about Theo takes Theo for someone else."""
     if not name.strip():
         return False
-    pattern = rf"\b{re.escape(name.strip())}(?:['\u2019]s\b|\s+(?:{_ABOUT.replace(' ', '|')})\b)"
-    return re.search(pattern, reply, re.IGNORECASE) is not None
+    name = re.escape(name.strip())
+    about = _ABOUT.replace(" ", "|")
+    # "Theo's", "Theo is", or a verb of his in the third person ("Theo writes")
+    if re.search(rf"\b{name}(?:['\u2019]s\b|\s+(?:{about})\b)", reply, re.IGNORECASE):
+        return True
+    verb = r"(?!(?:this|thus|plus|always|perhaps|sometimes|yes|us|as)\b)[a-z]+[^s\W]s\b"
+    return re.search(rf"\b(?i:{name})\s+{verb}", reply) is not None
 
 
 _ROLE = re.compile(r"\b(?:i'm|i am|i work as|i'm working as|i am working as)\s+(?:a|an)\s+"
@@ -186,11 +192,20 @@ def claims_role(reply: str, message: str) -> bool:
                                 for t in theirs if min(len(r), len(t)) >= 4)
 
 
+_INTERJECTIONS = frozenset(
+    ("yes", "yeah", "oh", "mm", "hmm", "well", "so", "ah", "wow", "okay", "ok", "right", "sure")
+)
+
+
 def short_echo(sentence: Sequence[str], message: Sequence[str]) -> bool:
     """A short sentence (its words) that is mostly a run of the message's words:
     "Mostly, love letters." after "Mostly love letters, birthday letters" (not one
     that turns it to "you": "You're a letter writer? How lovely")."""
-    if len(sentence) < 3 or {"you", "your", "you're", "yours"} & set(sentence):
+    if {"you", "your", "you're", "yours"} & set(sentence):
+        return False
+    while sentence and sentence[0] in _INTERJECTIONS:  # "Yes, she works nights in Boston."
+        sentence = sentence[1:]
+    if len(sentence) < 3:
         return False
     run = longest_run(sentence, message)
     return run >= 3 and 2 * run > len(sentence)

@@ -472,3 +472,12 @@ def test_taking_on_what_the_user_said_a_message_before_is_caught() -> None:
     assert sentence_problem(" I've been writing letters for people who can't find their words.",
                             said, ctx) == "identity"  # fmt: skip
     assert problem("Love letters? I adore that.", ctx) is None
+
+
+def test_any_verb_of_his_in_the_third_person_and_echoes_after_a_yes() -> None:
+    ctx = Context(user_text="My sister Maya is a nurse in Boston. She works nights.",
+                  persona_name="Samantha", has_spoken=True, user_name="Theo")  # fmt: skip
+    assert problem("Most of the time, Theo writes letters,", ctx) == "third person"
+    assert problem("Theo this is nice to hear,", ctx) is None
+    assert problem("Yes, she works nights in Boston.", ctx) == "echo"
+    assert problem("I'm glad you found my help helpful.", ctx) == "assistant"
