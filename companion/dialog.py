@@ -51,6 +51,7 @@ from companion.recollect import (
     with_all_facts,
 )
 from companion.reply import Finished, Reply
+from companion.replycheck import greeted
 from companion.text import clean_message
 from companion.timefmt import ago
 from companion.turnparams import generation_params, reply_stops, sampling_settings
@@ -574,12 +575,19 @@ class Companion:
             wrong_time=wrong_time,
             fallback=fallback,
             note=_window_notes(prompt, recap),
-            instead=_pick(self.prompts.guard_instead, self._state.relationship.turns),
+            instead=self._instead(user_text),
             prefilled=bool(prefill),
         )
         outcome = self.last_guard = GuardOutcome()
         chunks = guarded(stream, context, outcome)
         return self._reply_from(chunks, prefix=prefill, notes=notes, outcome=outcome)
+
+    def _instead(self, user_text: str) -> str:
+        """What she says when every try at a reply failed the guard and nothing of it
+        was left: a line that listens, or a greeting back to a greeting."""
+        p = self.prompts
+        lines = p.guard_instead_hello if greeted(user_text) else p.guard_instead
+        return lines[self._state.relationship.turns % len(lines)] if lines else ""
 
     def _reply_from(
         self,
@@ -602,9 +610,3 @@ class Companion:
 
         self._last_reply = Reply(chunks, store, prefix=prefix, notes=notes)
         return self._last_reply
-
-
-def _pick(lines: tuple[str, ...], n: int) -> str:
-    """One of ``lines`` by ``n`` ("" when there are none)."""
-    return lines[n % len(lines)] if lines else ""
-

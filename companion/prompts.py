@@ -32,6 +32,8 @@ class Prompts:
     #: Said instead of a reply that failed the guard every time (see
     #: :attr:`companion.guard.Context.instead`).
     guard_instead: tuple[str, ...] = ()
+    #: The same, to a message that greets her.
+    guard_instead_hello: tuple[str, ...] = ()
 
     def templates(self, *, char: str, user: str) -> PromptTemplates:
         """The templates for :func:`~companion.prompt.build_prompt`, names filled in."""
@@ -78,6 +80,7 @@ def load_prompts() -> Prompts:
         examples_skipped=_get(data, "examples", "skipped", source),
         plans={key: _get(data, "plans", key, source) for key in PLAN_KEYS},
         guard_instead=_lines(data, "guard", "instead", source),
+        guard_instead_hello=_lines(data, "guard", "instead_hello", source),
     )
 
 

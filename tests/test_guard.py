@@ -256,7 +256,7 @@ def test_a_reply_that_still_fails_is_stored_but_not_fed_back(companion_home: Pat
     llm = FakeLLM([bad, bad, bad, "Okay."])
     with open_test_companion(companion_home, llm=llm, user="theo") as c:
         instead = c.say("hello there").text()
-        assert instead in c.prompts.guard_instead  # nothing of the reply was left
+        assert instead in c.prompts.guard_instead_hello  # nothing of the reply was left
         assert c.last_guard is not None and c.last_guard.failed
         assert c.say("what's new?").text() == "Okay."
     stored = rows(companion_home, "select content from turns where role = 'assistant'")
