@@ -180,15 +180,20 @@ _ROLE = re.compile(r"\b(?:i'm|i am|i work as|i'm working as|i am working as)\s+(
                    r"([a-z-]+(?:\s+[a-z-]+)?)")
 
 
-def claims_role(reply: str, message: str) -> bool:
-    """She says she is what the user just said they are ("I'm a letter writer",
-    "I am a letterwriter" after "I work as a letter writer")."""
-    def roles(text: str) -> set[str]:
-        low = text.lower().replace("\u2019", "'")
-        return {m.group(1).replace(" ", "").replace("-", "") for m in _ROLE.finditer(low)}
+_OTHERS_ROLE = re.compile(r"\b(?:is|was|works as)\s+(?:a|an)\s+([a-z-]+(?:\s+[a-z-]+)?)")
 
-    theirs = roles(message)
-    return bool(theirs) and any(r.startswith(t) or t.startswith(r) for r in roles(reply)
+
+def _roles(text: str, pattern: re.Pattern[str]) -> set[str]:
+    low = text.lower().replace("\u2019", "'")
+    return {m.group(1).replace(" ", "").replace("-", "") for m in pattern.finditer(low)}
+
+
+def claims_role(reply: str, message: str) -> bool:
+    """She says she is what the user just said they, or someone they spoke of,
+    are ("I'm a letter writer", "I am a letterwriter" after "I work as a letter
+    writer"; "I'm a nurse" after "my sister Maya is a nurse")."""
+    theirs = _roles(message, _ROLE) | _roles(message, _OTHERS_ROLE)
+    return bool(theirs) and any(r.startswith(t) or t.startswith(r) for r in _roles(reply, _ROLE)
                                 for t in theirs if min(len(r), len(t)) >= 4)
 
 

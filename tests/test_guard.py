@@ -481,3 +481,10 @@ def test_any_verb_of_his_in_the_third_person_and_echoes_after_a_yes() -> None:
     assert problem("Theo this is nice to hear,", ctx) is None
     assert problem("Yes, she works nights in Boston.", ctx) == "echo"
     assert problem("I'm glad you found my help helpful.", ctx) == "assistant"
+
+
+def test_claiming_the_job_of_someone_the_user_spoke_of_is_caught() -> None:
+    ctx = Context(user_text="My sister Maya is a nurse in Boston. She works nights.",
+                  persona_name="Samantha", has_spoken=True)  # fmt: skip
+    assert problem("Yes, I'm a nurse, and", ctx) == "identity"
+    assert problem("A nurse? That's a hard job,", ctx) is None
