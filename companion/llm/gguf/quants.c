@@ -376,7 +376,8 @@ static void deq_q6_K(const uint8_t *w, int64_t nb, float *y) {
 
 typedef void (*dot_fn)(const uint8_t *w, int64_t nb, const act_t *a, int64_t t, int nt,
                        float *res);
-/* tile(w_row, nb, act, k0, nk, res): res[j][l] = row . token 8 * (k0 + j) + l, j < nk <= 4;
+/* tile(w_row, nb, act, k0, nk, res): res[j][l] = row . token TILE * (k0 + j) + l,
+ * j < nk <= TILE_MAX;
  * the same numbers as dot's. */
 typedef void (*tile_fn)(const uint8_t *w, int64_t nb, const act_t *a, int64_t k0, int nk,
                         float res[][TILE]);
@@ -551,7 +552,7 @@ static GK_INLINE void dot_q8_0_n(const uint8_t *w, int64_t nb, const act_t *a, i
 DOT_NT(dot_q8_0)
 
 #if GK_VNNI
-/* Q5_0 and Q8_0 against tiles of 8 tokens (the prefill), with the numbers of
+/* Q5_0 and Q8_0 against tiles of TILE tokens (the prefill), with the numbers of
  * dot_q5_0_n and dot_q8_0_n. Those keep eight float lanes per token, lane g
  * adding dw * dy times the exact sum over elements 4g..4g+3 of each block, and
  * end with hsum8. Here the tokens lie in the lanes and there is one vector per g:
@@ -1056,8 +1057,8 @@ static inline void mm_put(const mm_ctx *c, int64_t t, int64_t r, float y) {
     *o = c->accumulate ? *o + y : y;
 }
 
-/* Rows [r0, r1) for every token: the whole tiles of 8 tokens by the tile kernel,
- * four tiles at a time, then the rest four tokens at a time; the rows of the
+/* Rows [r0, r1) for every token: the tiles of TILE tokens by the tile kernel,
+ * TILE_MAX tiles at a time, then the rest four tokens at a time; the rows of the
  * chunk stay in cache while the token groups pass over them. */
 static void mm_task(void *vc, int64_t r0, int64_t r1) {
     const mm_ctx *c = (const mm_ctx *)vc;
